@@ -1,0 +1,84 @@
+"""``python -m papers [--list] [NAME ... | --all] [--quick | --full] [--out DIR] [--seed S]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from papers._harness import discover, run_paper
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m papers", description="Reproduce the figures/tables of theorylab's papers."
+    )
+    parser.add_argument("names", nargs="*", help="papers to run (see --list)")
+    parser.add_argument("--list", action="store_true", help="list the registered papers")
+    parser.add_argument("--all", action="store_true", help="run every registered paper")
+    scale = parser.add_mutually_exclusive_group()
+    scale.add_argument(
+        "--quick",
+        dest="scale",
+        action="store_const",
+        const="quick",
+        help="minutes on 2 CPU cores (default)",
+    )
+    scale.add_argument(
+        "--full",
+        dest="scale",
+        action="store_const",
+        const="full",
+        help="paper scale (hours on CPU; GPU welcome)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default results/NAME; with several papers, OUT/NAME)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    args = parser.parse_args(argv)
+    registry = discover()
+
+    if args.list:
+        if not len(registry):
+            print("no papers registered yet")
+        for name, paper in registry.items():
+            print(f"{name:<20} {paper.title}")
+        return 0
+    names = registry.names() if args.all else args.names
+    if not args.all and not names:
+        parser.print_usage(sys.stderr)
+        print("error: name a paper, or use --all / --list", file=sys.stderr)
+        return 2
+    unknown = [n for n in names if n not in registry]
+    if unknown:
+        valid = ", ".join(registry.names()) or "(none registered)"
+        print(
+            f"error: unknown paper(s): {', '.join(unknown)}; valid names: {valid}", file=sys.stderr
+        )
+        return 2
+    if not names:
+        print("no papers registered yet: nothing to run")
+        return 0
+    scale_name = args.scale or "quick"
+    for name in names:
+        if args.out is None:
+            out = None
+        else:
+            out = args.out / name if len(names) > 1 else args.out
+        record = run_paper(
+            name, scale=scale_name, out=out, seed=args.seed, show_progress=not args.no_progress
+        )
+        where = out if out is not None else Path("results") / name
+        print(
+            f"[{name}] {scale_name} run finished in {record['elapsed_s']:.1f}s -> "
+            f"{where}/figure.png, {where}/results.json"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
