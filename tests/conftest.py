@@ -11,7 +11,16 @@ from __future__ import annotations
 
 import os
 
-import jax
+# XLA CPU's concurrency-optimised scheduler (jaxlib 0.10) deadlocked on re-execution of some
+# programs with concurrent LAPACK calls beside loops. theorylab's code avoids the pattern (see
+# graphs.operators.graph_spectra, and tests/graphs/test_no_deadlock.py checks it WITHOUT this
+# flag in a subprocess); the suite also switches the scheduler off so an unknown trigger fails
+# a test through pytest-timeout instead of hanging CI.
+_FLAG = "--xla_cpu_enable_concurrency_optimized_scheduler=false"
+if _FLAG not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
+
+import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 4)
 

@@ -318,7 +318,8 @@ def check_labels(labels: Any, name: str, *, num_classes: int | None = None):
     if num_classes is not None:
         arr = check_array(labels, name, ndim=1, kind="int")
         if is_concrete(arr) and arr.size:
-            lo, hi = int(np.min(arr)), int(np.max(arr))
+            host = np.asarray(arr)  # np.min(jax_array) would dispatch to a traced .min()
+            lo, hi = int(host.min()), int(host.max())
             if lo < 0 or hi >= num_classes:
                 raise ValueError(
                     f"{name} must contain integers in [0, {num_classes}); "

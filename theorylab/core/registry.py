@@ -70,5 +70,8 @@ class Registry(Generic[T]):
     def items(self):
         return self._entries.items()
 
+    def values(self):
+        return self._entries.values()
+
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
