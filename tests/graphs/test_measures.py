@@ -158,8 +158,9 @@ def test_resistance_and_communicability_match_networkx():
 def test_log_comm_never_overflows():
     a = nx.to_numpy_array(nx.complete_graph(30), weight=None)  # rho = 29
     t = 40.0  # t * rho = 1160 > log(max float64) ~ 709
-    plain = np.asarray(g.kernel(a, "Comm", t))
-    assert not np.all(np.isfinite(plain))  # exp(tA) overflows ...
+    with pytest.warns(RuntimeWarning, match="Comm kernel has 900 non-finite entries"):
+        plain = np.asarray(g.kernel(a, "Comm", t))
+    assert not np.all(np.isfinite(plain))  # exp(tA) overflows, and the user is told ...
     logk = np.asarray(g.kernel(a, "logComm", t))
     assert np.all(np.isfinite(logk))  # ... its shifted log does not
     # closed form for K_n: e^{tA} = e^{-t} I + (e^{t(n-1)} - e^{-t})/n J
@@ -343,3 +344,42 @@ def test_log_measures_require_x64_without_it():
         plain = g.kernel(a, "For", 1.0)  # plain measures run in float32
         assert plain.dtype == jnp.float32
         np.testing.assert_allclose(np.asarray(plain).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_kernel_grids_share_one_spectra_and_reduce():
+    a = nx.to_numpy_array(nx.karate_club_graph(), weight=None)
+    flat = np.array([0.2, 0.5, 0.8])
+    grids = g.kernel_grids(a, ["logComm", "logFor", "PPR"], flat=flat)
+    for name, grid in grids.items():
+        np.testing.assert_allclose(np.asarray(grid.kernels),
+                                   np.asarray(g.kernel_grid(a, name, flat=flat).kernels),
+                                   rtol=1e-10, atol=1e-12)
+    sums = g.kernel_grids(a, ["PPR"], flat=flat, reduce=lambda k: k.sum(axis=1))["PPR"]
+    native = np.asarray(sums.params)
+    np.testing.assert_allclose(np.asarray(sums.kernels), (1 / (1 - native))[:, None]
+                               * np.ones((3, 34)), rtol=1e-9)
+    with pytest.raises(ValueError, match="measures must be a non-empty list"):
+        g.kernel_grids(a, ["CT"], flat=flat)
+
+
+def test_ari_curves_per_measure_rows_and_errors():
+    batch = g.planted_partition(jax.random.key(9), 40, 2, 0.5, 0.05, num_graphs=2)
+    shared = g.ari_curves(jax.random.key(0), batch.adjacency, batch.labels,
+                          ["logComm", "Walk"], [0.3, 0.6], 2, n_init=3)
+    rows = g.ari_curves(jax.random.key(0), batch.adjacency, batch.labels,
+                        ["logComm", "Walk"], [[0.6], [0.3]], 2, n_init=3)
+    np.testing.assert_allclose(rows["logComm"][:, 0], shared["logComm"][:, 1])
+    np.testing.assert_allclose(rows["Walk"][:, 0], shared["Walk"][:, 0])
+    single = g.ari_curve(jax.random.key(0), batch.adjacency[0], batch.labels, "logComm",
+                         [0.3, 0.6], 2, n_init=3)
+    assert single.shape == (2,)
+    with pytest.raises(ValueError, match=r"flat with one row per measure must have shape \(2, P\)"):
+        g.ari_curves(jax.random.key(0), batch.adjacency, batch.labels, ["logComm", "Walk"],
+                     [[0.5]], 2)
+    with pytest.raises(ValueError, match=r"labels must have shape \(40,\)"):
+        g.ari_curves(jax.random.key(0), batch.adjacency, batch.labels[:5], ["Walk"], [0.5], 2)
+    with pytest.raises(ValueError, match=r"n_clusters must be in \[1, 40\]"):
+        g.ari_curves(jax.random.key(0), batch.adjacency, batch.labels, ["Walk"], [0.5], 41)
+    ct = g.ari_curve(jax.random.key(0), batch.adjacency, batch.labels, "CT", [0.2, 0.7], 2,
+                     n_init=3)
+    np.testing.assert_array_equal(ct[:, 0], ct[:, 1])  # parameter-free: a constant curve

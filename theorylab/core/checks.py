@@ -228,7 +228,8 @@ def check_array(
         shape = tuple(shape)
         ok = len(shape) == x.ndim and all(s is None or s == t for s, t in zip(shape, x.shape))
         if not ok:
-            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+            parts = ["*" if s is None else str(s) for s in shape]
+            want = "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
             raise ValueError(f"{name} must have shape {want}; got {describe(x)}")
     if int(np.prod(x.shape)) < min_size:
         raise ValueError(f"{name} must have at least {min_size} elements; got {describe(x)}")

@@ -181,7 +181,8 @@ def ari_curves(
       adjacency: ``(n, n)`` or a batch ``(G, n, n)`` of equal-size graphs (labels shared).
       labels: ``(n,)`` non-negative integer ground-truth classes.
       measures: measure names (parameter-free ones give a constant curve).
-      flat: ``(P,)`` flat parameters in [0, 1].
+      flat: ``(P,)`` flat parameters in [0, 1] shared by all measures, or ``(M, P)`` with one
+        row per measure (e.g. each measure at its own tuned parameter, ``P = 1``).
       n_clusters: clusters to find (``<= n``).
       method: ``"kmeans"`` (jit, vmapped over graphs, one compilation for all measures) or
         ``"ward"`` (kernel Ward on the host, per graph and grid point).
@@ -208,11 +209,17 @@ def ari_curves(
         raise ValueError(f"labels must be non-negative integers; got min {host_labels.min()}")
     num_classes = int(host_labels.max()) + 1
     x = np.asarray(
-        check_array(flat, "flat", ndim=1, kind="real", finite=True, min_size=1, to_jax=False),
+        check_array(flat, "flat", ndim=(1, 2), kind="real", finite=True, min_size=1,
+                    to_jax=False),
         dtype=np.float64,
     )
     if np.any((x < 0) | (x > 1)):
         raise ValueError(f"flat must be in [0, 1]; got values in [{x.min()}, {x.max()}]")
+    if x.ndim == 2 and x.shape[0] != len(ms):
+        raise ValueError(
+            f"flat with one row per measure must have shape ({len(ms)}, P); got {x.shape}"
+        )
+    rows = x if x.ndim == 2 else np.broadcast_to(x, (len(ms), x.shape[0]))
     n_clusters = check_int(n_clusters, "n_clusters", min_value=1, max_value=n)
     check_choice(method, "method", ("kmeans", "ward"))
     check_choice(select, "select", ("inertia", "modularity"))
@@ -222,23 +229,22 @@ def ari_curves(
     names = tuple(m.name for m in ms)
     out = {}
     if method == "ward":
-        for name in names:
+        for name, row in zip(names, rows):
             out[name] = np.stack(
                 [
-                    _ward_curve(graphs[g], host_labels, name, x, n_clusters)
+                    _ward_curve(graphs[g], host_labels, name, row, n_clusters)
                     for g in range(graphs.shape[0])
                 ]
             )
     else:
         keys = jax.random.split(key, graphs.shape[0])
-        xs = jnp.asarray(x, dtype=graphs.dtype)
         for i, name in enumerate(names):
             out[name] = np.asarray(
                 _ari_curves_batch(
                     keys,
                     graphs,
                     lab,
-                    xs,
+                    jnp.asarray(rows[i], dtype=graphs.dtype),
                     jnp.asarray(i, jnp.int32),
                     measures=names,
                     n_clusters=n_clusters,

@@ -82,6 +82,7 @@ __all__ = [
     "get_measure",
     "kernel",
     "kernel_grid",
+    "kernel_grids",
     "native_parameter",
     "scale_parameter",
     "walk_t_from_alpha",
@@ -826,15 +827,53 @@ def kernel_grid(adjacency, measure: str, params=None, *, flat=None, chunk_size: 
     a = _prepare(adjacency, m)
     spectra = _spectra(a, m)
     native, x = _resolve_params(m, spectra, params, flat, grid=True)
-    kernels = _grid_jit(m.name, spectra, native, chunk_size)
-    finite = jnp.all(jnp.isfinite(kernels), axis=(-2, -1))
+    kernels, finite = _grid_jit(m.name, spectra, native, chunk_size, None)
     return KernelGrid(kernels, native, x, finite)
 
 
-@partial(jax.jit, static_argnums=(0, 3))
-def _grid_jit(name, spectra, native, chunk_size):
+def kernel_grids(adjacency, measures, *, flat, chunk_size: int | None = 8, reduce=None):
+    """Several measures on one flat grid, sharing a single :func:`graph_spectra` call.
+
+    One batched ``eigh`` covers every operator the measures need; then each measure costs one
+    GEMM (+ log) per grid point for diagonalisable families. With ``reduce`` (a function of one
+    ``(n, n)`` kernel returning a pytree, traced once per measure) each kernel is consumed
+    inside the compiled loop and only ``reduce(K)`` is kept: memory stays at ``chunk_size``
+    kernels however long the grid (use it for large n, e.g. to cluster or score each kernel).
+
+    Returns:
+      ``{name: KernelGrid}``; with ``reduce`` the ``kernels`` field holds the stacked
+      ``reduce(K)`` outputs. ``finite`` always says whether each kernel was finite.
+    """
+    if isinstance(measures, str):
+        measures = [measures]
+    ms = [get_measure(m) for m in measures]
+    if not ms or any(m.parameter is None for m in ms):
+        raise ValueError("measures must be a non-empty list of measures with a parameter")
+    if chunk_size is not None:
+        chunk_size = check_int(chunk_size, "chunk_size", min_value=1)
+    a = adjacency_matrix(adjacency, name="adjacency")
+    for m in ms:
+        _prepare(a, m)  # x64 and connectivity requirements of every measure
+    ops = tuple(op for op in ("adjacency", "laplacian", "normalized_adjacency")
+                if any(op in m.operators for m in ms))
+    spectra = _spectra_jit(a, ops, any(m.shortest_paths for m in ms))
+    out = {}
+    for m in ms:
+        native, x = _resolve_params(m, spectra, None, flat, grid=True)
+        values, finite = _grid_jit(m.name, spectra, native, chunk_size, reduce)
+        out[m.name] = KernelGrid(values, native, x, finite)
+    return out
+
+
+@partial(jax.jit, static_argnums=(0, 3, 4))
+def _grid_jit(name, spectra, native, chunk_size, reduce):
     fn = MEASURES[name].kernel_fn
-    return jax.lax.map(lambda p: fn(spectra, p), native, batch_size=chunk_size)
+
+    def one(p):
+        k = fn(spectra, p)
+        return (k if reduce is None else reduce(k)), jnp.all(jnp.isfinite(k))
+
+    return jax.lax.map(one, native, batch_size=chunk_size)
 
 
 def distance(adjacency, measure: str, param=None, *, flat=None):
