@@ -80,15 +80,20 @@ def sample(key, n, m, p_in, p_out, num):
 
 
 def summarise_curves(curves: dict[str, np.ndarray], flat: np.ndarray) -> dict:
+    """Mean/std over graphs per grid point; a point needs >= half of the graphs finite
+    (non-finite kernels, e.g. Comm overflowing at large t, score NaN and are counted)."""
     out = {}
     for name, ari in curves.items():
-        finite_share = np.mean(np.isfinite(ari), axis=0)
-        mean = np.where(finite_share >= 0.5, np.nanmean(np.where(np.isfinite(ari), ari, np.nan),
-                                                        axis=0), np.nan)
-        std = np.nanstd(ari, axis=0)
+        finite = np.isfinite(ari)
+        count = finite.sum(axis=0)
+        safe = np.where(finite, ari, 0.0)
+        mean_all = safe.sum(axis=0) / np.maximum(count, 1)
+        var = (np.where(finite, (ari - mean_all) ** 2, 0.0)).sum(axis=0) / np.maximum(count, 1)
+        mean = np.where(count >= 0.5 * ari.shape[0], mean_all, np.nan)
+        std = np.where(count > 0, np.sqrt(var), np.nan)
         best = int(np.nanargmax(mean)) if np.any(np.isfinite(mean)) else 0
         out[name] = {"mean": mean, "std": std, "best_ari": float(mean[best]),
-                     "best_flat": float(flat[best]), "nan_share": float(1 - finite_share.mean())}
+                     "best_flat": float(flat[best]), "nan_share": float(1 - finite.mean())}
     return out
 
 
@@ -112,7 +117,13 @@ def log_vs_plain(ctx, scale):
 
 
 def choose_parameters(curve_mean: np.ndarray, flat: np.ndarray):
-    """Best grid point, and the grid point whose ARI is closest to the curve's 90th percentile."""
+    """Best grid point, and the grid point whose ARI is closest to the curve's 90th percentile.
+
+    An all-NaN curve (the measure failed everywhere) gets the middle of the grid for both.
+    """
+    if not np.any(np.isfinite(curve_mean)):
+        mid = float(flat[len(flat) // 2])
+        return mid, mid
     best = int(np.nanargmax(curve_mean))
     q90 = np.nanpercentile(curve_mean, 90)
     p90 = int(np.nanargmin(np.abs(curve_mean - q90)))
@@ -149,7 +160,8 @@ def competition(ctx, scale):
         train = sample(jax.random.fold_in(key, 0), n, m, p_in, p_out, scale["train_graphs"])
         curves = g.ari_curves(jax.random.fold_in(key, 1), train.adjacency, train.labels,
                               COMPETITION_MEASURES, flat, m, n_init=scale["n_init"])
-        chosen = {name: choose_parameters(np.nanmean(curves[name], axis=0), flat)
+        summary = summarise_curves(curves, flat)
+        chosen = {name: choose_parameters(summary[name]["mean"], flat)
                   for name in COMPETITION_MEASURES}
         test = sample(jax.random.fold_in(key, 2), n, m, p_in, p_out, scale["test_graphs"])
         entry = {"chosen_flat": chosen}
@@ -162,7 +174,9 @@ def competition(ctx, scale):
             for name, s in scores.items():
                 totals[rule][name] += s
             entry[rule] = {"copeland": scores,
-                           "mean_ari": {name: float(np.nanmean(a)) for name, a in ari.items()}}
+                           "mean_ari": {name: float(np.mean(a[np.isfinite(a)]))
+                                        if np.any(np.isfinite(a)) else float("nan")
+                                        for name, a in ari.items()}}
         per_config[config_name(*cfg)] = entry
     n_games = scale["test_graphs"] * len(COMPETITION_CONFIGS) * (len(COMPETITION_MEASURES) - 1)
     ours_opt = [totals["optimal"][k] for k in COMPETITION_MEASURES]

@@ -47,3 +47,16 @@ def test_published_tables_cover_the_competition():
     assert set(rep.PUBLISHED_COPELAND) == set(rep.COMPETITION_MEASURES)
     assert set(rep.REJECT_PARAMS) == set(rep.COMPETITION_MEASURES)
     assert sum(v[0] for v in rep.PUBLISHED_COPELAND.values()) == 0
+
+
+def test_summaries_handle_failed_kernels_without_warnings():
+    import warnings
+
+    ari = np.array([[0.5, np.nan, 1.0], [0.7, np.nan, np.nan], [0.6, np.nan, 1.0]])
+    flat = np.array([0.1, 0.5, 0.9])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = rep.summarise_curves({"m": ari}, flat)["m"]
+        assert rep.choose_parameters(np.full(3, np.nan), flat) == (0.5, 0.5)
+    np.testing.assert_allclose(s["mean"], [0.6, np.nan, 1.0])
+    assert s["best_flat"] == 0.9 and s["nan_share"] == pytest.approx(4 / 9)
