@@ -175,3 +175,17 @@ def test_log_normalize_mean_exp_and_masked():
     out = np.asarray(linalg.masked_logsumexp(jnp.ones((2, 2)), m, axis=1))
     assert out[0] == pytest.approx(1.0)
     assert np.isneginf(out[1])
+
+
+@pytest.mark.x64
+@pytest.mark.parametrize("blocks", [None, 1, 2, 3, 5, 8])
+@pytest.mark.parametrize("n", [7, 40])
+def test_symmetric_reconstruct_equals_full_product(blocks, n):
+    rng = np.random.default_rng(n)
+    u = np.linalg.qr(rng.normal(size=(n, n)))[0]
+    s = rng.normal(size=n)  # mixed signs
+    want = (u * s) @ u.T
+    got = np.asarray(linalg.symmetric_reconstruct(u, s, blocks=blocks))
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    if blocks is not None and blocks > 1:
+        np.testing.assert_array_equal(got, got.T)  # mirrored blocks: exactly symmetric

@@ -18,6 +18,7 @@ from theorylab.core.linalg import (
     project_to_simplex,
     reconstruct,
     spectral_decomposition,
+    symmetric_reconstruct,
 )
 from theorylab.core.metrics import (
     MatchResult,
@@ -68,5 +69,6 @@ __all__ = [
     "sharding",
     "spectral_decomposition",
     "split_like",
+    "symmetric_reconstruct",
     "x64_enabled",
 ]

@@ -47,6 +47,7 @@ __all__ = [
     "project_to_simplex",
     "reconstruct",
     "spectral_decomposition",
+    "symmetric_reconstruct",
 ]
 
 
@@ -87,6 +88,47 @@ def reconstruct(decomposition: SpectralDecomposition, spectrum) -> jax.Array:
     u = decomposition.vectors
     spectrum = jnp.asarray(spectrum, dtype=u.dtype)
     return jnp.einsum("...ik,...jk->...ij", u * spectrum[..., None, :], u)
+
+
+def symmetric_reconstruct(
+    vectors,
+    spectrum,
+    *,
+    blocks: int | None = None,
+    elementwise: Callable[[jax.Array], jax.Array] | None = None,
+) -> jax.Array:
+    """``U diag(s) Uᵀ`` computing only the lower block triangle, then mirroring.
+
+    With ``X = U diag(sqrt|s|)`` the product is ``X diag(sign s) Xᵀ``, which is symmetric, so
+    for ``b`` row blocks only ``b(b+1)/2`` of the ``b²`` block products are formed: about
+    ``(b+1)/(2b)`` of the flops of :func:`reconstruct` (62% for b = 4). ``blocks=None`` picks
+    ``b ≈ n/200`` (at most 8) on CPU, where GEMMs run near peak already at that block size,
+    and ``b = 1`` (one GEMM) on accelerators. Unbatched ``(n, n)`` input.
+
+    ``elementwise`` (e.g. ``log``) is applied to each computed block before mirroring, so an
+    elementwise function of the product also costs only about half of its n² evaluations.
+    """
+    u = jnp.asarray(vectors)
+    spectrum = jnp.asarray(spectrum, dtype=u.dtype)
+    n = u.shape[-1]
+    if blocks is None:
+        blocks = 1 if jax.default_backend() != "cpu" else int(min(8, max(1, round(n / 200))))
+    fn = elementwise if elementwise is not None else (lambda block: block)
+    x = u * jnp.sqrt(jnp.abs(spectrum))[None, :]
+    if blocks <= 1:
+        return fn((x * jnp.sign(spectrum)[None, :]) @ x.T)
+    xs = x * jnp.sign(spectrum)[None, :]
+    bounds = [round(i * n / blocks) for i in range(blocks + 1)]
+    parts = [(bounds[i], bounds[i + 1]) for i in range(blocks)]
+    rows = [[None] * blocks for _ in range(blocks)]
+    for i, (a0, a1) in enumerate(parts):
+        for j in range(i, blocks):
+            b0, b1 = parts[j]
+            rows[i][j] = fn(xs[a0:a1] @ x[b0:b1].T)
+    for i in range(blocks):
+        for j in range(i):
+            rows[i][j] = rows[j][i].T
+    return jnp.block(rows)
 
 
 def matrix_function(matrix_or_decomposition, fn: Callable[[jax.Array], jax.Array]):

@@ -48,6 +48,7 @@ from theorylab.core.checks import (
     describe,
     is_concrete,
 )
+from theorylab.core.linalg import symmetric_reconstruct
 
 __all__ = [
     "FactoredKernel",
@@ -88,7 +89,7 @@ class FactoredKernel:
 
     def dense(self) -> jax.Array:
         """Materialise ``K`` (O(n³)); for checks and small graphs."""
-        inner = jnp.einsum("ik,k,jk->ij", self.vectors, self.spectrum, self.vectors)
+        inner = symmetric_reconstruct(self.vectors, self.spectrum)
         return self.left[:, None] * inner * self.right[None, :]
 
 

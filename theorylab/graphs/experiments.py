@@ -209,8 +209,7 @@ def ari_curves(
         raise ValueError(f"labels must be non-negative integers; got min {host_labels.min()}")
     num_classes = int(host_labels.max()) + 1
     x = np.asarray(
-        check_array(flat, "flat", ndim=(1, 2), kind="real", finite=True, min_size=1,
-                    to_jax=False),
+        check_array(flat, "flat", ndim=(1, 2), kind="real", finite=True, min_size=1, to_jax=False),
         dtype=np.float64,
     )
     if np.any((x < 0) | (x > 1)):

@@ -55,7 +55,7 @@ from theorylab.core.checks import (
     check_int,
     require_x64,
 )
-from theorylab.core.linalg import reconstruct
+from theorylab.core.linalg import symmetric_reconstruct
 from theorylab.core.registry import Registry
 from theorylab.graphs.clustering import FactoredKernel
 from theorylab.graphs.operators import (
@@ -145,8 +145,10 @@ def _comm_factor(s: GraphSpectra, t):
 
 def _log_comm(s: GraphSpectra, t):
     dec = s.adjacency_eigh
-    shifted = reconstruct(dec, jnp.exp(t * (dec.values - s.spectral_radius)))
-    return t * s.spectral_radius + elementwise_log(shifted)
+    shifted = jnp.exp(t * (dec.values - s.spectral_radius))
+    return t * s.spectral_radius + symmetric_reconstruct(
+        dec.vectors, shifted, elementwise=elementwise_log
+    )
 
 
 def _double_factorial_coefficients(terms: int = 30) -> np.ndarray:
@@ -237,7 +239,7 @@ def _cct(s: GraphSpectra, _param=None):
     perron = jnp.arange(n) == n - 1  # eigenvalue 1 of 𝒜 for a connected graph
     g = jnp.where(perron, 0.0, sigma**2 / jnp.where(perron, 1.0, 1.0 - sigma))
     r = _sqrt_degrees(s)
-    inner = reconstruct(dec, g) / r[:, None] / r[None, :]
+    inner = symmetric_reconstruct(dec.vectors, g) / r[:, None] / r[None, :]
     centred = inner - inner.mean(axis=0, keepdims=True)
     return centred - centred.mean(axis=1, keepdims=True)
 
@@ -296,6 +298,19 @@ def _fe(s: GraphSpectra, beta):
 def _logged(fn):
     def log_kernel(s, p):
         return elementwise_log(fn(s, p))
+
+    return log_kernel
+
+
+def _logged_factor(factor_fn):
+    """``ln(l_i M_ij r_j) = ln M_ij + ln l_i + ln r_j`` for a factored kernel with positive
+    scalings (ones or powers of degrees): the log is taken blockwise on the symmetric core
+    ``M`` before mirroring, so it costs about half of the n² evaluations."""
+
+    def log_kernel(s, p):
+        f = factor_fn(s, p)
+        core = symmetric_reconstruct(f.vectors, f.spectrum, elementwise=elementwise_log)
+        return core + jnp.log(f.left)[:, None] + jnp.log(f.right)[None, :]
 
     return log_kernel
 
@@ -417,7 +432,9 @@ def _add(
             needs_connected=log if connected is None else connected,
             needs_x64=log if x64 is None else x64,
             distance_power=power,
-            kernel_fn=_logged(dense_fn) if log and name != "logComm" else dense_fn,
+            kernel_fn=(_logged_factor(fn) if factor_fn is not None else _logged(dense_fn))
+            if log and name != "logComm"
+            else dense_fn,
             factor_fn=None if log else factor_fn,
             distance_fn=distance_fn,
             description=description,
@@ -854,8 +871,11 @@ def kernel_grids(adjacency, measures, *, flat, chunk_size: int | None = 8, reduc
     a = adjacency_matrix(adjacency, name="adjacency")
     for m in ms:
         _prepare(a, m)  # x64 and connectivity requirements of every measure
-    ops = tuple(op for op in ("adjacency", "laplacian", "normalized_adjacency")
-                if any(op in m.operators for m in ms))
+    ops = tuple(
+        op
+        for op in ("adjacency", "laplacian", "normalized_adjacency")
+        if any(op in m.operators for m in ms)
+    )
     spectra = _spectra_jit(a, ops, any(m.shortest_paths for m in ms))
     out = {}
     for m in ms:
