@@ -4,20 +4,19 @@ two classic bugs are rejected. Zero false-positive rate (deterministic, float64)
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from jax.scipy.special import logsumexp
 
-from theorylab.inference import RESAMPLERS, normalize_log_weights, resample_step
-from theorylab.inference.population import Population
+from theorylab.inference import RESAMPLERS
 from theorylab.inference.validation import (
     check_smc_exactness,
     discrete_model_from_hmm,
     enumerate_smc,
     exact_discrete_measure,
+    mutant_resample_drops_evidence,
+    mutant_reweight_mean_potential,
 )
 
 pytestmark = pytest.mark.x64
@@ -66,31 +65,17 @@ def test_evidence_is_exact_expectation():
 # --- mutants: each must be rejected -------------------------------------------------------
 
 
-def _resample_dropping_evidence(population, uniforms, resampler, ess_threshold, num_islands):
-    """Bug: offspring get weight 1/N of unit mass instead of Ẑ/N (evidence forgotten)."""
-    out, ancestors, resampled = resample_step(
-        population, uniforms, resampler, ess_threshold, num_islands
-    )
-    lost = jnp.where(jnp.any(resampled), 0.0, out.log_evidence)
-    return out._replace(log_evidence=lost), ancestors, resampled
-
-
-def _reweight_mean_g(population, log_potentials):
-    """Bug: evidence increment log mean(G), ignoring the incoming (non-uniform) weights."""
-    log_w, _ = normalize_log_weights(population.log_weights + log_potentials)
-    inc = logsumexp(log_potentials) - jnp.log(log_potentials.shape[0])
-    return Population(population.particles, log_w, population.log_evidence + inc), inc
-
-
 def test_rejects_resampling_without_evidence():
     result = check_smc_exactness(
-        _model(), 2, "systematic", 1.0, resample_fn=_resample_dropping_evidence
+        _model(), 2, "systematic", 1.0, resample_fn=mutant_resample_drops_evidence
     )
     assert not result.passed and result.statistic > 1e-3, result
 
 
 def test_rejects_mean_g_increment():
-    result = check_smc_exactness(_model(), 2, "multinomial", 0.0, reweight_fn=_reweight_mean_g)
+    result = check_smc_exactness(
+        _model(), 2, "multinomial", 0.0, reweight_fn=mutant_reweight_mean_potential
+    )
     assert not result.passed and result.statistic > 1e-3, result
 
 

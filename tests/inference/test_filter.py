@@ -31,7 +31,10 @@ from theorylab.inference import (
     systematic,
 )
 from theorylab.inference.reference import hmm_forward, kalman_filter
-from theorylab.inference.validation import check_evidence_unbiased
+from theorylab.inference.validation import (
+    check_evidence_unbiased,
+    mutant_reweight_mean_potential,
+)
 
 A, Q, H, R, M0, P0 = 0.9, 1.0, 1.0, 1.0, 0.0, 1.0
 
@@ -95,14 +98,7 @@ def test_evidence_mutant_mean_g_rejected(monkeypatch):
     and the same test rejects it with the same keys (|z| far above 3.9)."""
     ssm, params, ys, kf = _m1()
 
-    def bad_reweight(population, log_potentials):
-        from theorylab.inference.population import Population, normalize_log_weights
-
-        log_w, _ = normalize_log_weights(population.log_weights + log_potentials)
-        inc = logsumexp(log_potentials) - jnp.log(log_potentials.shape[0])
-        return Population(population.particles, log_w, population.log_evidence + inc), inc
-
-    monkeypatch.setattr(smc, "reweight", bad_reweight)
+    monkeypatch.setattr(smc, "reweight", mutant_reweight_mean_potential)
     smc._filter.clear_cache()
     keys = jax.random.split(jax.random.key(42), 1000)
     out = particle_filter(keys, bootstrap(ssm), ys, 1000, params=params, ess_threshold=0.3)

@@ -8,12 +8,12 @@ log-evidence increment and the ESS need only scalars per device (``pmax`` of the
   computes its particles' **offspring counts locally** from its own CDF values plus the ``D``
   all-gathered block sums (``O_i = ⌈N C_i − u⌉ − ⌈N C_{i−1} − u⌉``); other schemes all-gather
   the ``N`` log-weights. The shared uniforms come from a key identical on every device, and
-  per-particle keys are ``fold_in(key, global index)``, so ancestors and ``log Ẑ`` equal the
+  per-particle keys are ``split(key, N)[global index]``, so ancestors and ``log Ẑ`` equal the
   single-device run with the same key (bitwise ancestors in float64 up to probability-zero
   rounding ties; tested). Particles move by an all-gather (``N·d`` values per device), the
   simple correct version of the spec.
 * ``"island"`` — each device is an island that resamples locally on its own ESS with its own
-  uniforms (``fold_in(key, device)``); offspring share the island's mass. Communication is
+  uniforms (``split(key, D)[device]``); offspring share the island's mass. Communication is
   O(1) scalars per step. Identical to :func:`~theorylab.inference.smc.particle_filter` with
   ``num_islands = D`` on one device, which the exactness enumeration validates.
 """
@@ -110,13 +110,18 @@ def _island_resample(pop, key, resampler, ess_threshold):
     n_loc = pop.log_weights.shape[0]
     d = jax.lax.axis_index(_AXIS)
     step_ess = _global_ess(pop.log_weights)
-    u = resampler.draw(jax.random.fold_in(key, d), n_loc)[None]
+    u = resampler.draw(jax.random.split(key, jax.lax.axis_size(_AXIS))[d], n_loc)[None]
     out, ancestors, decide = resample_step(pop, u, resampler, ess_threshold, 1)
     return out, (ancestors + d * n_loc).astype(jnp.int32), decide[0], step_ess
 
 
-def _move(key, pop, model, t, inputs_t, params, gidx):
-    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, gidx)
+def _particle_keys_for(key, n, gidx):
+    """The single-device keys ``split(key, N)`` restricted to this device's global indices."""
+    return jax.random.split(key, n)[gidx]
+
+
+def _move(key, pop, model, t, inputs_t, params, gidx, n):
+    keys = _particle_keys_for(key, n, gidx)
     x, log_g = jax.vmap(model.step, (0, None, 0, None, None))(
         keys, t, pop.particles, inputs_t, params
     )
@@ -136,7 +141,7 @@ def _sharded_body(
     first = jax.tree.map(lambda a: a[0], inputs)
     rest = jax.tree.map(lambda a: a[1:], inputs)
     k0 = jax.random.split(jax.random.fold_in(key, 0))[1]
-    keys0 = jax.vmap(jax.random.fold_in, (None, 0))(k0, gidx)
+    keys0 = _particle_keys_for(k0, n, gidx)
     x0, log_g = jax.vmap(model.init, (0, None, None))(keys0, first, params)
     log_g, invalid0 = _sanitize(log_g)
     log_w0 = jnp.full((n_loc,), -jnp.log(n), log_g.dtype)
@@ -171,7 +176,7 @@ def _sharded_body(
             pop, ancestors, resampled, step_ess = _island_resample(
                 pop, k_res, resampler, ess_threshold
             )
-        pop, inc, invalid = _move(k_move, pop, model, t, inputs_t, params, gidx)
+        pop, inc, invalid = _move(k_move, pop, model, t, inputs_t, params, gidx, n)
         total, comp = _kahan_add(total, comp, inc)
         hits = jax.lax.psum(jnp.zeros(n, jnp.int32).at[ancestors].add(1), _AXIS)
         unique = jnp.sum(hits > 0).astype(jnp.int32)

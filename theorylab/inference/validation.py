@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from theorylab.core.checks import check_array, check_float, check_int, require_x64
-from theorylab.inference.population import Population, reweight, spawn
+from theorylab.inference.population import Population, normalize_log_weights, reweight, spawn
 from theorylab.inference.reference import hmm_forward, hmm_path_joint
 from theorylab.inference.resampling import Resampler, get_resampler
 from theorylab.inference.smc import resample_step
@@ -46,6 +46,8 @@ __all__ = [
     "enumerate_smc",
     "exact_discrete_measure",
     "expected_offspring",
+    "mutant_resample_drops_evidence",
+    "mutant_reweight_mean_potential",
 ]
 
 
@@ -381,6 +383,26 @@ def expected_offspring(resampler: str | Resampler, log_weights, num_samples: int
         for j in range(mids.shape[1]):
             np.add.at(counts, slots[j], lengths[c, j])
     return counts
+
+
+def mutant_resample_drops_evidence(population, uniforms, resampler, ess_threshold, num_islands=1):
+    """A deliberately **broken** resampling block: offspring get weight ``1/N`` of unit mass
+    instead of ``Ẑ/N`` (the evidence is forgotten). For power checks: a validation that cannot
+    reject this cannot fail."""
+    out, ancestors, resampled = resample_step(
+        population, uniforms, resampler, ess_threshold, num_islands
+    )
+    lost = jnp.where(jnp.any(resampled), 0.0, out.log_evidence)
+    return out._replace(log_evidence=lost), ancestors, resampled
+
+
+def mutant_reweight_mean_potential(population: Population, log_potentials):
+    """A deliberately **broken** reweight block: evidence increment ``log mean(G)`` ignoring the
+    incoming weights (right only when they are uniform; the classic bug after a step without
+    resampling)."""
+    log_w, _ = normalize_log_weights(population.log_weights + log_potentials)
+    inc = jax.scipy.special.logsumexp(log_potentials) - jnp.log(log_potentials.shape[0])
+    return Population(population.particles, log_w, population.log_evidence + inc), inc
 
 
 def check_resampler_unbiased(
