@@ -247,6 +247,15 @@ def test_batched_keys_equal_single_runs():
     )
 
 
+def test_legacy_key_is_a_single_run():
+    ssm, params, ys, _ = _m1(10)
+    legacy = jax.random.PRNGKey(0)
+    out = particle_filter(legacy, bootstrap(ssm), ys, 16, params=params)
+    same = particle_filter(jax.random.wrap_key_data(legacy), bootstrap(ssm), ys, 16, params=params)
+    assert out.log_evidence.shape == ()
+    np.testing.assert_array_equal(np.asarray(out.log_evidence), np.asarray(same.log_evidence))
+
+
 def test_diagnostics_shapes_and_values():
     ssm, params, ys, _ = _m1(40)
     out = particle_filter(
@@ -345,6 +354,7 @@ def test_long_float32_run_warns():
         ({"inputs": {"a": jnp.zeros(3), "b": jnp.zeros(4)}}, ValueError, "same leading"),
         ({"inputs": jnp.zeros((0, 1))}, ValueError, "at least one time step"),
         ({"key": 3}, TypeError, "PRNG key"),
+        ({"key": jax.random.split(jax.random.key(0), (2, 2))}, TypeError, "1-D batch"),
     ],
 )
 def test_bad_input(kwargs, exc, match):

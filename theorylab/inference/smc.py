@@ -39,9 +39,11 @@ from theorylab.core.checks import (
     check_float,
     check_int,
     check_key,
+    describe,
     is_concrete,
     x64_enabled,
 )
+from theorylab.core.random import as_key
 from theorylab.inference.models import FeynmanKac
 from theorylab.inference.population import (
     Population,
@@ -409,6 +411,21 @@ def _check_model_shapes(model, inputs, params, key):
         )
 
 
+def _check_keys(key):
+    """A single typed/legacy key, or a 1-D batch of typed keys (``jax.random.split``)."""
+    shape = getattr(key, "shape", ())
+    if shape == () or (shape == (2,) and getattr(key, "dtype", None) == jnp.uint32):
+        return as_key(check_key(key, "key"), "key")  # legacy uint32[2] keys become typed
+    if hasattr(key, "dtype") and jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and len(shape) == 1:
+        if shape[0] < 1:
+            raise ValueError("key must be a key or a non-empty batch of keys; got an empty batch")
+        return key
+    raise TypeError(
+        "key must be a PRNG key (jax.random.key(seed)) or a 1-D batch of them "
+        f"(jax.random.split(key, S)); got {describe(key)}"
+    )
+
+
 def particle_filter(
     key,
     model: FeynmanKac,
@@ -450,7 +467,7 @@ def particle_filter(
 
     Complexity: ``O(T·N·cost(step))`` time, ``O(N·d)`` memory (plus history when requested).
     """
-    key = check_key(key, "key") if getattr(key, "shape", ()) == () else key
+    key = _check_keys(key)
     num_particles = check_int(num_particles, "num_particles", min_value=1)
     ess_threshold = check_float(ess_threshold, "ess_threshold", min_value=0.0, max_value=1.0)
     num_islands = check_int(num_islands, "num_islands", min_value=1)
