@@ -4,10 +4,11 @@ Populations (:mod:`.population`), resamplers as pure functions of explicit unifo
 (:mod:`.resampling`), Feynman–Kac / state-space models (:mod:`.models`), the particle filter
 composed from ``spawn / resample / move / reweight`` blocks (:mod:`.smc`), sharded particles
 over a device mesh (:mod:`.distributed`), NumPy references (:mod:`.reference`) and the
-validation module that checks blocks exactly or statistically (:mod:`.validation`).
+validation module that checks blocks exactly or statistically (:mod:`.validation`), and
+MCMC kernels as ``(init, step)`` pairs (:mod:`.mcmc`: RWMH, MALA, HMC).
 """
 
-from theorylab.inference import reference, validation
+from theorylab.inference import mcmc, reference, validation
 from theorylab.inference.models import (
     FeynmanKac,
     StateSpaceModel,
@@ -80,6 +81,7 @@ __all__ = [
     "linear_gaussian",
     "linear_gaussian_observation_sample",
     "linear_gaussian_optimal_proposal",
+    "mcmc",
     "move_step",
     "multinomial",
     "normalize_log_weights",

@@ -1,0 +1,157 @@
+"""MCMC kernels as pure ``(init, step)`` functions over a log-density on a pytree position.
+
+blackjax's shape: ``state = init(position, logdensity_fn)``;
+``state, info = step(key, state, logdensity_fn, ...)``. Every step returns an :class:`MCMCInfo`
+with the acceptance probability, the accepted flag and the log acceptance ratio, and all
+kernels ``vmap`` over chains. Positions may be any pytree of float arrays (flattened with
+``jax.flatten_util.ravel_pytree`` inside).
+
+Kernels (each is a Metropolis–Hastings kernel, hence π-invariant — the MHG theorem of
+Ścibior et al. 2018 §1.4 of the spec):
+
+* :func:`rwmh_step` — Gaussian random walk, ``ρ = π(y)/π(x)``.
+* :func:`mala_step` — Langevin proposal ``y = x + ε²/2 ∇log π(x) + ε ξ`` with the Hastings
+  correction ``q(x|y)/q(y|x)`` (Roberts & Tweedie 1996).
+* :func:`hmc_step` — leapfrog with fixed ``ε`` and ``L`` steps, identity mass, accept on the
+  Hamiltonian difference; a non-finite or > 1000 energy error is flagged as divergent.
+
+Invariance is checked by Gandy–Scott one-step tests in ``tests/inference/test_mcmc.py``,
+with mutants (MALA without correction, HMC without its final half momentum step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+__all__ = ["MCMCInfo", "MCMCState", "hmc_step", "init", "leapfrog", "mala_step", "rwmh_step"]
+
+
+class MCMCState(NamedTuple):
+    """Chain state: ``position`` (pytree), its ``logdensity`` and ``logdensity_grad``."""
+
+    position: Any
+    logdensity: jax.Array
+    logdensity_grad: Any
+
+
+class MCMCInfo(NamedTuple):
+    """``acceptance_probability = min(1, exp(log_accept_ratio))``, ``accepted``, and
+    ``divergent`` (HMC energy error non-finite or > 1000; always False for other kernels)."""
+
+    acceptance_probability: jax.Array
+    accepted: jax.Array
+    log_accept_ratio: jax.Array
+    divergent: jax.Array
+
+
+def init(position, logdensity_fn: Callable) -> MCMCState:
+    """State at ``position`` with the log-density and its gradient."""
+    value, grad = jax.value_and_grad(logdensity_fn)(position)
+    return MCMCState(position, value, grad)
+
+
+def _accept(key, state: MCMCState, proposal: MCMCState, log_ratio, divergent=None):
+    log_ratio = jnp.where(jnp.isnan(log_ratio), -jnp.inf, log_ratio)
+    accept_prob = jnp.exp(jnp.minimum(log_ratio, 0.0))
+    accepted = jnp.log(jax.random.uniform(key)) < log_ratio
+    new = jax.tree.map(lambda a, b: jnp.where(accepted, a, b), proposal, state)
+    div = jnp.asarray(False) if divergent is None else divergent
+    return new, MCMCInfo(accept_prob, accepted, log_ratio, div)
+
+
+def rwmh_step(key, state: MCMCState, logdensity_fn: Callable, step_size):
+    """Random-walk Metropolis: ``y = x + step_size · ξ``, accept w.p. ``min(1, π(y)/π(x))``."""
+    k_prop, k_acc = jax.random.split(key)
+    flat, unravel = ravel_pytree(state.position)
+    y = unravel(flat + step_size * jax.random.normal(k_prop, flat.shape, flat.dtype))
+    proposal = init(y, logdensity_fn)
+    return _accept(k_acc, state, proposal, proposal.logdensity - state.logdensity)
+
+
+def _mala_log_q(to_flat, from_flat, from_grad, step_size):
+    """log q(to | from) up to a constant, q = N(from + ε²/2 ∇, ε² I)."""
+    mean = from_flat + 0.5 * step_size**2 * from_grad
+    return -0.5 * jnp.sum((to_flat - mean) ** 2) / step_size**2
+
+
+def mala_step(key, state: MCMCState, logdensity_fn: Callable, step_size, *, correct: bool = True):
+    """Metropolis-adjusted Langevin step.
+
+    ``correct=False`` drops the Hastings ratio ``q(x|y)/q(y|x)``: that is **not** a valid
+    kernel (it is kept only so tests can show their power to reject it).
+    """
+    k_prop, k_acc = jax.random.split(key)
+    x, unravel = ravel_pytree(state.position)
+    gx, _ = ravel_pytree(state.logdensity_grad)
+    y = x + 0.5 * step_size**2 * gx + step_size * jax.random.normal(k_prop, x.shape, x.dtype)
+    proposal = init(unravel(y), logdensity_fn)
+    gy, _ = ravel_pytree(proposal.logdensity_grad)
+    log_ratio = proposal.logdensity - state.logdensity
+    if correct:
+        log_ratio = log_ratio + _mala_log_q(x, y, gy, step_size) - _mala_log_q(y, x, gx, step_size)
+    return _accept(k_acc, state, proposal, log_ratio)
+
+
+def leapfrog(
+    position, momentum, grad, logdensity_fn, step_size, num_steps: int, *, final_half=True
+):
+    """``num_steps`` leapfrog steps of ``H = −log π(x) + |p|²/2`` on flat arrays.
+
+    Returns ``(position, momentum, logdensity, grad)``. ``final_half=False`` omits the last
+    half momentum step (a classic bug, kept for the mutation test only).
+    """
+    value_and_grad = jax.value_and_grad(logdensity_fn)
+    p = momentum + 0.5 * step_size * grad
+
+    def body(carry, _):
+        x, p = carry
+        x = x + step_size * p
+        _, g = value_and_grad(x)
+        return (x, p + step_size * g), None
+
+    (x, p), _ = jax.lax.scan(body, (position, p), None, length=num_steps - 1)
+    x = x + step_size * p
+    value, g = value_and_grad(x)
+    if final_half:
+        p = p + 0.5 * step_size * g
+    return x, p, value, g
+
+
+def hmc_step(
+    key,
+    state: MCMCState,
+    logdensity_fn: Callable,
+    step_size,
+    num_steps: int,
+    *,
+    final_half: bool = True,
+):
+    """Hamiltonian Monte Carlo with identity mass, fixed ``step_size`` and ``num_steps``.
+
+    Accepts with ``min(1, exp(−ΔH))``; ``info.divergent`` flags ``|ΔH| > 1000`` or NaN.
+    ``final_half=False`` is the invalid mutant used by the tests.
+    """
+    if int(num_steps) < 1:
+        raise ValueError(f"num_steps must be >= 1; got {num_steps}")
+    k_mom, k_acc = jax.random.split(key)
+    x, unravel = ravel_pytree(state.position)
+    g, _ = ravel_pytree(state.logdensity_grad)
+    p0 = jax.random.normal(k_mom, x.shape, x.dtype)
+
+    def flat_logdensity(z):
+        return logdensity_fn(unravel(z))
+
+    x1, p1, value1, g1 = leapfrog(
+        x, p0, g, flat_logdensity, step_size, int(num_steps), final_half=final_half
+    )
+    h0 = -state.logdensity + 0.5 * jnp.sum(p0**2)
+    h1 = -value1 + 0.5 * jnp.sum(p1**2)
+    log_ratio = h0 - h1
+    divergent = ~jnp.isfinite(log_ratio) | (jnp.abs(log_ratio) > 1000.0)
+    proposal = MCMCState(unravel(x1), value1, unravel(g1))
+    return _accept(k_acc, state, proposal, log_ratio, divergent)
