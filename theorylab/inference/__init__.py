@@ -5,10 +5,11 @@ Populations (:mod:`.population`), resamplers as pure functions of explicit unifo
 composed from ``spawn / resample / move / reweight`` blocks (:mod:`.smc`), sharded particles
 over a device mesh (:mod:`.distributed`), NumPy references (:mod:`.reference`) and the
 validation module that checks blocks exactly or statistically (:mod:`.validation`), and
-MCMC kernels as ``(init, step)`` pairs (:mod:`.mcmc`: RWMH, MALA, HMC).
+MCMC kernels as ``(init, step)`` pairs (:mod:`.mcmc`: RWMH, MALA, HMC) and particle
+marginal Metropolis–Hastings (:mod:`.pmcmc`).
 """
 
-from theorylab.inference import mcmc, reference, validation
+from theorylab.inference import mcmc, pmcmc, reference, validation
 from theorylab.inference.models import (
     FeynmanKac,
     StateSpaceModel,
@@ -88,6 +89,7 @@ __all__ = [
     "normalized_cdf",
     "offspring_counts",
     "particle_filter",
+    "pmcmc",
     "push_evidence",
     "reference",
     "resample_population",
