@@ -120,3 +120,12 @@ def test_hmc_flags_divergence():
 def test_hmc_rejects_zero_steps():
     with pytest.raises(ValueError, match="num_steps must be >= 1"):
         mcmc.hmc_step(jax.random.key(0), mcmc.init(jnp.ones(2), logdensity), logdensity, 0.1, 0)
+
+
+@pytest.mark.parametrize("step", [mcmc.rwmh_step, mcmc.mala_step])
+@pytest.mark.parametrize("bad", [0.0, -0.1, float("nan")])
+def test_bad_step_size(step, bad):
+    with pytest.raises(ValueError, match="step_size"):
+        step(jax.random.key(0), mcmc.init(jnp.ones(2), logdensity), logdensity, bad)
+    with pytest.raises(ValueError, match="step_size"):
+        mcmc.hmc_step(jax.random.key(0), mcmc.init(jnp.ones(2), logdensity), logdensity, bad, 3)

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
+from theorylab.core.checks import check_float, is_concrete
+
 __all__ = ["MCMCInfo", "MCMCState", "hmc_step", "init", "leapfrog", "mala_step", "rwmh_step"]
 
 
@@ -49,6 +51,12 @@ class MCMCInfo(NamedTuple):
     divergent: jax.Array
 
 
+def _check_step_size(step_size):
+    """Reject a concrete non-positive or non-finite step size (traced values pass through)."""
+    if is_concrete(step_size):
+        check_float(step_size, "step_size", min_value=0.0, min_inclusive=False)
+
+
 def init(position, logdensity_fn: Callable) -> MCMCState:
     """State at ``position`` with the log-density and its gradient."""
     value, grad = jax.value_and_grad(logdensity_fn)(position)
@@ -66,6 +74,7 @@ def _accept(key, state: MCMCState, proposal: MCMCState, log_ratio, divergent=Non
 
 def rwmh_step(key, state: MCMCState, logdensity_fn: Callable, step_size):
     """Random-walk Metropolis: ``y = x + step_size · ξ``, accept w.p. ``min(1, π(y)/π(x))``."""
+    _check_step_size(step_size)
     k_prop, k_acc = jax.random.split(key)
     flat, unravel = ravel_pytree(state.position)
     y = unravel(flat + step_size * jax.random.normal(k_prop, flat.shape, flat.dtype))
@@ -85,6 +94,7 @@ def mala_step(key, state: MCMCState, logdensity_fn: Callable, step_size, *, corr
     ``correct=False`` drops the Hastings ratio ``q(x|y)/q(y|x)``: that is **not** a valid
     kernel (it is kept only so tests can show their power to reject it).
     """
+    _check_step_size(step_size)
     k_prop, k_acc = jax.random.split(key)
     x, unravel = ravel_pytree(state.position)
     gx, _ = ravel_pytree(state.logdensity_grad)
@@ -136,6 +146,7 @@ def hmc_step(
     Accepts with ``min(1, exp(−ΔH))``; ``info.divergent`` flags ``|ΔH| > 1000`` or NaN.
     ``final_half=False`` is the invalid mutant used by the tests.
     """
+    _check_step_size(step_size)
     if int(num_steps) < 1:
         raise ValueError(f"num_steps must be >= 1; got {num_steps}")
     k_mom, k_acc = jax.random.split(key)

@@ -301,8 +301,12 @@ def linear_gaussian(A, Q, H, R, m0, P0):
     return ssm, params
 
 
+@functools.lru_cache(maxsize=1)
 def linear_gaussian_optimal_proposal():
     """Locally optimal proposal ``p(x_t | x_{t−1}, y_t)`` for :func:`linear_gaussian` models.
+
+    Cached: it returns the same functions each call, so ``guided(ssm, *proposal())`` is the
+    same (cached) model and the jitted filter is not recompiled.
 
     Returns ``(proposal_sample, proposal_logpdf)`` for :func:`guided`. With it the incremental
     weight is ``p(y_t | x_{t−1})``, independent of ``x_t`` (Doucet, Godsill & Andrieu 2000).
