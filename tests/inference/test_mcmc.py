@@ -74,6 +74,7 @@ KERNELS = [
     ("rwmh", mcmc.rwmh_step, {"step_size": 0.5}),
     ("mala", mcmc.mala_step, {"step_size": 0.5}),
     ("hmc", mcmc.hmc_step, {"step_size": 0.2, "num_steps": 10}),
+    ("nuts", mcmc.nuts_step, {"step_size": 0.3}),
 ]
 
 
@@ -104,6 +105,7 @@ def test_pytree_positions_and_info():
         (mcmc.rwmh_step, {"step_size": 0.3}),
         (mcmc.mala_step, {"step_size": 0.3}),
         (mcmc.hmc_step, {"step_size": 0.1, "num_steps": 3}),
+        (mcmc.nuts_step, {"step_size": 0.3}),
     ):
         new, info = step(jax.random.key(0), state, lp, **kw)
         assert jax.tree.structure(new.position) == jax.tree.structure(state.position)
@@ -129,3 +131,21 @@ def test_bad_step_size(step, bad):
         step(jax.random.key(0), mcmc.init(jnp.ones(2), logdensity), logdensity, bad)
     with pytest.raises(ValueError, match="step_size"):
         mcmc.hmc_step(jax.random.key(0), mcmc.init(jnp.ones(2), logdensity), logdensity, bad, 3)
+
+
+def test_nuts_mass_matrix_and_depth():
+    state = mcmc.init(jnp.ones(2), logdensity)
+    for inv_mass in (jnp.asarray([1.0, 2.0]), jnp.asarray(COV, jnp.float32)):
+        new, info = mcmc.nuts_step(
+            jax.random.key(1), state, logdensity, 0.3, inverse_mass_matrix=inv_mass
+        )
+        assert int(info.num_steps) >= 1 and 1 <= int(info.tree_depth) <= 10
+        assert jnp.allclose(new.logdensity, logdensity(new.position), atol=1e-5)
+    _, info = mcmc.nuts_step(jax.random.key(1), state, logdensity, 0.01, max_tree_depth=2)
+    assert int(info.tree_depth) <= 2 and int(info.num_steps) <= 3
+    with pytest.raises(ValueError, match="inverse_mass_matrix"):
+        mcmc.nuts_step(jax.random.key(1), state, logdensity, 0.3, inverse_mass_matrix=jnp.ones(3))
+    with pytest.raises(ValueError, match="max_tree_depth"):
+        mcmc.nuts_step(jax.random.key(1), state, logdensity, 0.3, max_tree_depth=0)
+    with pytest.raises(ValueError, match="step_size"):
+        mcmc.nuts_step(jax.random.key(1), state, logdensity, -1.0)

@@ -5,11 +5,12 @@ Populations (:mod:`.population`), resamplers as pure functions of explicit unifo
 composed from ``spawn / resample / move / reweight`` blocks (:mod:`.smc`), sharded particles
 over a device mesh (:mod:`.distributed`), NumPy references (:mod:`.reference`) and the
 validation module that checks blocks exactly or statistically (:mod:`.validation`), and
-MCMC kernels as ``(init, step)`` pairs (:mod:`.mcmc`: RWMH, MALA, HMC) and particle
-marginal Metropolis–Hastings (:mod:`.pmcmc`).
+MCMC kernels as ``(init, step)`` pairs (:mod:`.mcmc`: RWMH, MALA, HMC, NUTS via numpyro),
+particle MCMC (:mod:`.pmcmc`: PMMH, conditional SMC, particle Gibbs), and SMC samplers for
+static models (:mod:`.tempering`: tempering and data annealing, numpyro adapter).
 """
 
-from theorylab.inference import mcmc, pmcmc, reference, validation
+from theorylab.inference import mcmc, pmcmc, reference, tempering, validation
 from theorylab.inference.models import (
     FeynmanKac,
     StateSpaceModel,
@@ -23,6 +24,7 @@ from theorylab.inference.models import (
     linear_gaussian_optimal_proposal,
     simulate,
 )
+from theorylab.inference.pmcmc import csmc, particle_gibbs, pmmh
 from theorylab.inference.population import (
     Population,
     collapse,
@@ -57,6 +59,13 @@ from theorylab.inference.smc import (
     resample_step,
     weighted_mean,
 )
+from theorylab.inference.tempering import (
+    Target,
+    data_annealing_smc,
+    from_numpyro,
+    target_from_functions,
+    tempered_smc,
+)
 
 __all__ = [
     "RESAMPLERS",
@@ -66,14 +75,18 @@ __all__ = [
     "Resampler",
     "StateSpaceModel",
     "StepInfo",
+    "Target",
     "advance",
     "auxiliary",
     "bootstrap",
     "collapse",
     "conditional_multinomial",
+    "csmc",
+    "data_annealing_smc",
     "draw_resampling_uniforms",
     "ess",
     "expectation",
+    "from_numpyro",
     "get_resampler",
     "guided",
     "hidden_markov",
@@ -89,7 +102,9 @@ __all__ = [
     "normalized_cdf",
     "offspring_counts",
     "particle_filter",
+    "particle_gibbs",
     "pmcmc",
+    "pmmh",
     "push_evidence",
     "reference",
     "resample_population",
@@ -100,6 +115,9 @@ __all__ = [
     "spawn",
     "stratified",
     "systematic",
+    "target_from_functions",
+    "tempered_smc",
+    "tempering",
     "validation",
     "weighted_mean",
 ]

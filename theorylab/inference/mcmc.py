@@ -14,6 +14,12 @@ Kernels (each is a Metropolis–Hastings kernel, hence π-invariant — the MHG 
   correction ``q(x|y)/q(y|x)`` (Roberts & Tweedie 1996).
 * :func:`hmc_step` — leapfrog with fixed ``ε`` and ``L`` steps, identity mass, accept on the
   Hamiltonian difference; a non-finite or > 1000 energy error is flagged as divergent.
+* :func:`nuts_step` — one No-U-Turn transition (Hoffman & Gelman 2014, multinomial variant of
+  Betancourt 2017) **delegated to numpyro's tree builder** (``numpyro.infer.hmc_util
+  .build_tree``, the routine behind ``numpyro.infer.hmc.hmc(potential_fn, algo="NUTS")``), with
+  a fixed step size and (diagonal or dense) inverse mass matrix: no adaptation, so the kernel
+  is a fixed Markov kernel and can be composed (resample–move, Gibbs) and tested like the
+  others.
 
 Invariance is checked by Gandy–Scott one-step tests in ``tests/inference/test_mcmc.py``,
 with mutants (MALA without correction, HMC without its final half momentum step).
@@ -27,10 +33,26 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
+from numpyro.infer.hmc_util import (
+    IntegratorState,
+    build_tree,
+    euclidean_kinetic_energy,
+    velocity_verlet,
+)
 
 from theorylab.core.checks import check_float, is_concrete
 
-__all__ = ["MCMCInfo", "MCMCState", "hmc_step", "init", "leapfrog", "mala_step", "rwmh_step"]
+__all__ = [
+    "MCMCInfo",
+    "MCMCState",
+    "NUTSInfo",
+    "hmc_step",
+    "init",
+    "leapfrog",
+    "mala_step",
+    "nuts_step",
+    "rwmh_step",
+]
 
 
 class MCMCState(NamedTuple):
@@ -166,3 +188,91 @@ def hmc_step(
     divergent = ~jnp.isfinite(log_ratio) | (jnp.abs(log_ratio) > 1000.0)
     proposal = MCMCState(unravel(x1), value1, unravel(g1))
     return _accept(k_acc, state, proposal, log_ratio, divergent)
+
+
+class NUTSInfo(NamedTuple):
+    """Info of :func:`nuts_step`.
+
+    ``acceptance_probability`` is NUTS' mean Metropolis acceptance over the trajectory (the
+    statistic step-size adaptation targets); ``accepted`` says whether the position moved;
+    ``log_accept_ratio`` is its log; ``divergent`` flags an energy error > ``max_delta_energy``;
+    ``num_steps`` counts leapfrog steps (gradient evaluations) and ``tree_depth`` the doublings.
+    """
+
+    acceptance_probability: jax.Array
+    accepted: jax.Array
+    log_accept_ratio: jax.Array
+    divergent: jax.Array
+    num_steps: jax.Array
+    tree_depth: jax.Array
+
+
+def nuts_step(
+    key,
+    state: MCMCState,
+    logdensity_fn: Callable,
+    step_size,
+    *,
+    inverse_mass_matrix=None,
+    max_tree_depth: int = 10,
+    max_delta_energy: float = 1000.0,
+):
+    """One NUTS transition with fixed ``step_size``, wrapping numpyro's implementation.
+
+    The momentum ``r ~ N(0, M)`` is drawn here (``M⁻¹ = inverse_mass_matrix``: ``None`` =
+    identity, a vector = diagonal, a matrix = dense), then numpyro's ``build_tree`` runs the
+    doubling procedure with multinomial sampling of the proposal and the generalised no-U-turn
+    criterion. The NUTS kernel leaves ``π`` invariant for any fixed step size and mass matrix;
+    step-size/mass adaptation (numpyro's warm-up) would not, so it is deliberately not offered
+    here. Returns ``(MCMCState, NUTSInfo)``; vmaps over chains.
+    """
+    _check_step_size(step_size)
+    depth = int(max_tree_depth)
+    if depth < 1:
+        raise ValueError(f"max_tree_depth must be >= 1; got {max_tree_depth}")
+    k_mom, k_tree = jax.random.split(key)
+    x, unravel = ravel_pytree(state.position)
+    g, _ = ravel_pytree(state.logdensity_grad)
+    dim = x.shape[0]
+    if inverse_mass_matrix is None:
+        inv_mass = jnp.ones(dim, x.dtype)
+    else:
+        inv_mass = jnp.asarray(inverse_mass_matrix, x.dtype)
+        if inv_mass.shape not in ((dim,), (dim, dim)):
+            raise ValueError(
+                f"inverse_mass_matrix must have shape ({dim},) or ({dim}, {dim}); "
+                f"got {inv_mass.shape}"
+            )
+    eps = jax.random.normal(k_mom, (dim,), x.dtype)
+    if inv_mass.ndim == 1:
+        momentum = eps / jnp.sqrt(inv_mass)
+    else:  # r ~ N(0, M) with M = (M⁻¹)⁻¹: r = L⁻ᵀ ε where M⁻¹ = L Lᵀ
+        chol = jnp.linalg.cholesky(inv_mass)
+        momentum = jax.scipy.linalg.solve_triangular(chol.T, eps, lower=False)
+
+    def potential(z):
+        return -logdensity_fn(unravel(z))
+
+    start = IntegratorState(x, momentum, -state.logdensity, -g)
+    tree = build_tree(
+        velocity_verlet(potential, euclidean_kinetic_energy)[1],
+        euclidean_kinetic_energy,
+        start,
+        inv_mass,
+        jnp.asarray(step_size, x.dtype),
+        k_tree,
+        max_delta_energy=max_delta_energy,
+        max_tree_depth=depth,
+    )
+    new = MCMCState(unravel(tree.z_proposal), -tree.z_proposal_pe, unravel(-tree.z_proposal_grad))
+    accept = tree.sum_accept_probs / jnp.maximum(tree.num_proposals, 1)
+    moved = jnp.any(tree.z_proposal != x)
+    info = NUTSInfo(
+        accept,
+        moved,
+        jnp.log(accept),
+        tree.diverging,
+        tree.num_proposals,
+        jnp.asarray(tree.depth),
+    )
+    return new, info

@@ -1,4 +1,5 @@
-"""Particle MCMC: particle marginal Metropolis–Hastings (PMMH).
+"""Particle MCMC: particle marginal Metropolis–Hastings (PMMH), conditional SMC and particle
+Gibbs.
 
 Andrieu, Doucet & Holenstein (2010); monad-bayes ``Inference/PMMH.hs``. The state is
 ``(θ, log Ẑ(θ), log p(θ))``; each iteration proposes ``θ' = θ + step_size·ξ`` (Gaussian random
@@ -9,6 +10,14 @@ whose θ-marginal is the posterior because ``E[Ẑ(θ)] = Z(θ)`` (``collapse``/
 validity). Recomputing the current estimate ("Monte Carlo within Metropolis") targets the
 wrong distribution; ``recompute_current=True`` does exactly that and exists only so tests can
 show they reject it.
+
+Conditional SMC (:func:`csmc`, Andrieu, Doucet & Holenstein 2010 §4.4) pins a reference
+trajectory in slot 0 and runs the other ``N − 1`` particles as a bootstrap filter with
+conditional multinomial resampling; with ``ancestor_sampling=True`` the reference's ancestor at
+each step is redrawn ``∝ W_{t−1}^j f(x*_t | x_{t−1}^j)`` (Lindsten, Jordan & Schön 2014). One
+output trajectory is drawn ∝ the final weights and traced back through the stored ancestors.
+The CSMC kernel leaves ``p(x_{0:T−1} | y)`` invariant for any ``N ≥ 2``.
+:func:`particle_gibbs` alternates it with a user's θ-update.
 """
 
 from __future__ import annotations
@@ -22,11 +31,12 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from theorylab.core.checks import check_float, check_int, check_key
-from theorylab.inference.models import FeynmanKac
-from theorylab.inference.resampling import Resampler, get_resampler
-from theorylab.inference.smc import _filter
+from theorylab.core.random import as_key
+from theorylab.inference.models import FeynmanKac, StateSpaceModel
+from theorylab.inference.resampling import Resampler, conditional_multinomial, get_resampler
+from theorylab.inference.smc import _filter, _num_steps
 
-__all__ = ["PMMHInfo", "PMMHState", "pmmh"]
+__all__ = ["CSMCInfo", "PMMHInfo", "PMMHState", "csmc", "particle_gibbs", "pmmh"]
 
 
 class PMMHState(NamedTuple):
@@ -183,3 +193,283 @@ def _pmmh(
 
     final, (thetas, infos) = jax.lax.scan(body, state0, jax.random.split(key, num_iterations))
     return thetas, infos, final
+
+
+# --- conditional SMC and particle Gibbs ---------------------------------------------------
+
+
+class CSMCInfo(NamedTuple):
+    """Diagnostics of one conditional SMC sweep.
+
+    ``ess [T]`` of the weights at each step; ``unique_ancestors [T−1]`` (path degeneracy);
+    ``reference_ancestor [T−1]`` the ancestor index of slot 0 (≠ 0 only with ancestor
+    sampling); ``updated [T]`` whether the returned trajectory differs from the reference at
+    ``t`` (the per-time update rate of particle Gibbs is its mean over iterations);
+    ``invalid`` the number of NaN log-potentials (treated as −∞).
+    """
+
+    ess: jax.Array
+    unique_ancestors: jax.Array
+    reference_ancestor: jax.Array
+    updated: jax.Array
+    invalid: jax.Array
+
+
+def _take(tree, idx):
+    return jax.tree.map(lambda a: a[idx], tree)
+
+
+def _set0(tree, value):
+    return jax.tree.map(lambda a, v: a.at[0].set(v), tree, value)
+
+
+def _sanitize_log(log_g):
+    bad = jnp.isnan(log_g)
+    return jnp.where(bad, -jnp.inf, log_g), jnp.sum(bad).astype(jnp.int32)
+
+
+@partial(
+    jax.jit,
+    static_argnames=("ssm", "num_particles", "ancestor_sampling", "conditional"),
+)
+def _csmc(key, inputs, reference, params, *, ssm, num_particles, ancestor_sampling, conditional):
+    n = num_particles
+    num_steps = jax.tree.leaves(inputs)[0].shape[0]
+    k_init, k_scan, k_final = jax.random.split(key, 3)
+    ys0 = _take(inputs, 0)
+    x0 = jax.vmap(ssm.init_sample, (0, None))(jax.random.split(k_init, n), params)
+    if conditional:
+        x0 = _set0(x0, _take(reference, 0))
+    log_g0, bad0 = _sanitize_log(
+        jax.vmap(ssm.observation_logpdf, (None, 0, None, None))(0, x0, ys0, params)
+    )
+
+    def ess_of(log_w):
+        w = jnp.exp(log_w - jax.nn.logsumexp(log_w))
+        return 1.0 / jnp.sum(w**2)
+
+    def body(carry, t):
+        x_prev, log_w, bad = carry
+        k_res, k_as, k_move = jax.random.split(jax.random.fold_in(k_scan, t), 3)
+        y_t = _take(inputs, t)
+        ref_t = _take(reference, t)
+        if conditional and ancestor_sampling:
+            log_f = jax.vmap(ssm.transition_logpdf, (None, 0, None, None))(t, x_prev, ref_t, params)
+            a0 = jax.random.categorical(k_as, log_w + log_f)
+        else:
+            a0 = jnp.asarray(0)
+        if conditional:
+            ancestors = conditional_multinomial(k_res, log_w, n, reference=a0)
+        else:  # ordinary (unconditional) multinomial resampling for every slot
+            ancestors = get_resampler("multinomial")(k_res, log_w, n)
+        ancestors = ancestors.astype(jnp.int32)
+        x = jax.vmap(ssm.transition_sample, (0, None, 0, None))(
+            jax.random.split(k_move, n), t, _take(x_prev, ancestors), params
+        )
+        if conditional:
+            x = _set0(x, ref_t)
+        log_g, bad_t = _sanitize_log(
+            jax.vmap(ssm.observation_logpdf, (None, 0, None, None))(t, x, y_t, params)
+        )
+        hits = jnp.zeros(n, jnp.int32).at[ancestors].add(1)
+        out = (ess_of(log_w), jnp.sum(hits > 0).astype(jnp.int32), ancestors[0], x, ancestors)
+        return (x, log_g, bad + bad_t), out
+
+    (_, log_w_last, bad), (ess, unique, ref_anc, xs, ancs) = jax.lax.scan(
+        body, (x0, log_g0, bad0), jnp.arange(1, num_steps)
+    )
+    history = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), x0, xs)
+    idx_last = jax.random.categorical(k_final, log_w_last)
+
+    def back(idx, anc_t):
+        return anc_t[idx], idx
+
+    idx0, idx_rest = jax.lax.scan(back, idx_last, ancs, reverse=True)
+    path_idx = jnp.concatenate([idx0[None], idx_rest])
+    trajectory = jax.tree.map(lambda h: h[jnp.arange(num_steps), path_idx], history)
+    if reference is None:
+        updated = jnp.ones(num_steps, bool)
+    else:
+        differs = jax.tree.map(
+            lambda a, b: jnp.any((a != b).reshape(num_steps, -1), axis=1), trajectory, reference
+        )
+        updated = jnp.any(jnp.stack(jax.tree.leaves(differs)), axis=0)
+    ess_all = jnp.concatenate([ess, ess_of(log_w_last)[None]])
+    return trajectory, CSMCInfo(ess_all, unique, ref_anc, updated, bad)
+
+
+def _check_ssm(ssm, need_transition_logpdf):
+    if not isinstance(ssm, StateSpaceModel):
+        raise TypeError(
+            f"ssm must be a theorylab.inference.StateSpaceModel; got {type(ssm).__name__}"
+        )
+    if need_transition_logpdf and ssm.transition_logpdf is None:
+        raise ValueError(
+            "ancestor_sampling=True needs ssm.transition_logpdf (the density f(x_t | x_{t-1}))"
+            "; got None"
+        )
+
+
+def _check_reference(reference, inputs):
+    num_steps = _num_steps(inputs)
+    lead = {jnp.shape(a)[0] if jnp.ndim(a) else None for a in jax.tree.leaves(reference)}
+    if lead != {num_steps}:
+        raise ValueError(
+            f"reference must be a trajectory with leading axis T = {num_steps} (the length of "
+            f"inputs); got leading sizes {sorted(lead, key=str)}"
+        )
+    return num_steps
+
+
+def csmc(
+    key,
+    ssm: StateSpaceModel,
+    inputs,
+    reference,
+    *,
+    num_particles: int,
+    params=None,
+    ancestor_sampling: bool = True,
+    conditional: bool = True,
+):
+    """One conditional SMC sweep (the particle Gibbs kernel) for a state-space model.
+
+    Bootstrap proposals: ``x_0 ~ μ``, ``x_t ~ f(·|x_{t−1})``, weights ``g(y_t | x_t)``
+    (``y_0`` observes ``x_0``, as in :func:`~theorylab.inference.linear_gaussian`). Slot 0 holds
+    the reference trajectory; the others are resampled with conditional multinomial resampling
+    at every step. ``ancestor_sampling=True`` (default) redraws slot 0's ancestor
+    ``∝ W_{t−1}^j f(x*_t | x^j_{t−1})``, which needs ``ssm.transition_logpdf`` and greatly
+    improves mixing of the early states (Lindsten et al. 2014).
+
+    ``conditional=False`` runs an ordinary bootstrap filter and returns a trajectory drawn
+    from its final weights, ignoring the reference: useful to draw the *first* reference, but
+    **not** a valid Gibbs kernel for ``p(x | y)`` (the tests use it as the "reference resampled
+    like the others" mutant).
+
+    Args:
+      key: PRNG key.
+      ssm: :class:`~theorylab.inference.StateSpaceModel` (``transition_logpdf`` needed for
+        ancestor sampling).
+      inputs: observations, leading axis ``T``.
+      reference: the current trajectory, a pytree with leading axis ``T`` matching one
+        particle's state per step (e.g. ``f[T, d]``).
+      num_particles: ``N ≥ 2`` (invariance holds for any such ``N``).
+      params: model parameters.
+
+    Returns:
+      ``(trajectory, CSMCInfo)``. Cost O(T·N) time, O(T·N·d) memory (the particle history).
+      Not conditional systematic resampling (Chopin & Singh 2015): multinomial only.
+    """
+    key = as_key(check_key(key, "key"), "key")
+    num_particles = check_int(num_particles, "num_particles", min_value=2)
+    _check_ssm(ssm, bool(ancestor_sampling) and bool(conditional))
+    _check_reference(reference, inputs)
+    return _csmc(
+        key,
+        inputs,
+        reference,
+        params,
+        ssm=ssm,
+        num_particles=num_particles,
+        ancestor_sampling=bool(ancestor_sampling),
+        conditional=bool(conditional),
+    )
+
+
+@partial(
+    jax.jit,
+    static_argnames=(
+        "ssm",
+        "params_fn",
+        "theta_step",
+        "num_particles",
+        "num_iterations",
+        "ancestor_sampling",
+        "return_trajectories",
+    ),
+)
+def _particle_gibbs(
+    key,
+    inputs,
+    theta0,
+    reference0,
+    *,
+    ssm,
+    params_fn,
+    theta_step,
+    num_particles,
+    num_iterations,
+    ancestor_sampling,
+    return_trajectories,
+):
+    sweep = partial(
+        _csmc.__wrapped__,
+        ssm=ssm,
+        num_particles=num_particles,
+        ancestor_sampling=ancestor_sampling,
+    )
+    k_first, key = jax.random.split(key)
+    if reference0 is None:  # first reference: an unconditional sweep at θ0
+        reference0, _ = sweep(k_first, inputs, None, params_fn(theta0), conditional=False)
+
+    def body(carry, k):
+        theta, ref = carry
+        k_x, k_theta = jax.random.split(k)
+        ref, info = sweep(k_x, inputs, ref, params_fn(theta), conditional=True)
+        theta = theta_step(k_theta, theta, ref)
+        out = (theta, ref if return_trajectories else None, info.updated)
+        return (theta, ref), out
+
+    (theta, ref), (thetas, trajs, updated) = jax.lax.scan(
+        body, (theta0, reference0), jax.random.split(key, num_iterations)
+    )
+    return thetas, trajs, updated, (theta, ref)
+
+
+def particle_gibbs(
+    key,
+    ssm: StateSpaceModel,
+    inputs,
+    theta0,
+    *,
+    params_fn: Callable,
+    theta_step: Callable,
+    num_particles: int,
+    num_iterations: int,
+    reference0=None,
+    ancestor_sampling: bool = True,
+    return_trajectories: bool = False,
+):
+    """Particle Gibbs: alternate ``x ← CSMC(x; θ)`` and ``θ ← theta_step(key, θ, x)``.
+
+    ``theta_step`` must leave ``p(θ | x, y)`` invariant (an exact conjugate draw, or any MH
+    kernel from :mod:`~theorylab.inference.mcmc` targeting ``log p(θ) + log p(x, y | θ)``).
+    Without ``reference0`` the first trajectory comes from an unconditional sweep at ``θ0``.
+
+    Returns:
+      ``(thetas, trajectories or None, update_rate [T], final (θ, x))``: ``update_rate[t]`` is
+      the fraction of iterations in which ``x_t`` changed (low values at small ``t`` signal
+      path degeneracy; ancestor sampling fixes it).
+    """
+    key = as_key(check_key(key, "key"), "key")
+    num_particles = check_int(num_particles, "num_particles", min_value=2)
+    num_iterations = check_int(num_iterations, "num_iterations", min_value=1)
+    _check_ssm(ssm, bool(ancestor_sampling))
+    if not callable(params_fn) or not callable(theta_step):
+        raise TypeError("params_fn and theta_step must be callables")
+    if reference0 is not None:
+        _check_reference(reference0, inputs)
+    thetas, trajs, updated, final = _particle_gibbs(
+        key,
+        inputs,
+        theta0,
+        reference0,
+        ssm=ssm,
+        params_fn=params_fn,
+        theta_step=theta_step,
+        num_particles=num_particles,
+        num_iterations=num_iterations,
+        ancestor_sampling=bool(ancestor_sampling),
+        return_trajectories=bool(return_trajectories),
+    )
+    return thetas, trajs, updated.mean(axis=0), final

@@ -2,6 +2,9 @@
 
 * :func:`kalman_filter` — exact log-likelihood, filtering means and covariances of a
   linear-Gaussian state-space model (the Ẑ-unbiasedness and filtering-accuracy reference).
+* :func:`kalman_smoother` — Rauch–Tung–Striebel smoothing moments, the full joint smoothing
+  covariance and the backward gains; :func:`ffbs_sample` draws exact smoothing trajectories
+  (forward filter, backward sample — the particle Gibbs invariance reference).
 * :func:`hmm_forward` — the forward algorithm: ``p(x_t, y_{0:t})`` for a discrete HMM.
 * :func:`hmm_path_joint` — brute force over all ``K^T`` paths: ``p(x_{0:T−1}, y_{0:T−1})``.
 """
@@ -13,7 +16,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["KalmanResult", "hmm_forward", "hmm_path_joint", "kalman_filter"]
+__all__ = [
+    "KalmanResult",
+    "SmootherResult",
+    "ffbs_sample",
+    "hmm_forward",
+    "hmm_path_joint",
+    "kalman_filter",
+    "kalman_smoother",
+]
 
 
 class KalmanResult(NamedTuple):
@@ -68,6 +79,71 @@ def kalman_filter(observations, A, Q, H, R, m0, P0) -> KalmanResult:
         covs.append(P)
     incs = np.asarray(incs)
     return KalmanResult(float(incs.sum()), np.asarray(means), np.asarray(covs), incs)
+
+
+class SmootherResult(NamedTuple):
+    """RTS smoother output: ``means [T, d]``, ``covariances [T, d, d]``, the joint smoothing
+    covariance ``joint_covariance [T·d, T·d]`` of ``x_{0:T−1} | y``, and the filter moments and
+    backward gains ``J_t = P_t Aᵀ (A P_t Aᵀ + Q)⁻¹`` used by :func:`ffbs_sample`."""
+
+    means: np.ndarray
+    covariances: np.ndarray
+    joint_covariance: np.ndarray
+    filter_means: np.ndarray
+    filter_covariances: np.ndarray
+    gains: np.ndarray
+    A: np.ndarray
+    Q: np.ndarray
+
+
+def kalman_smoother(observations, A, Q, H, R, m0, P0) -> SmootherResult:
+    """Rauch–Tung–Striebel smoother (same model and conventions as :func:`kalman_filter`).
+
+    ``Cov(x_s, x_t | y) = J_s J_{s+1} ⋯ J_{t−1} P^s_t`` for ``s < t`` gives the joint covariance.
+    """
+    filt = kalman_filter(observations, A, Q, H, R, m0, P0)
+    mf, Pf = filt.means, filt.covariances
+    T, d = mf.shape
+    A = np.asarray(A, float).reshape(d, d) if np.ndim(A) >= 1 else np.eye(d) * float(A)
+    Qm = np.asarray(Q, float)
+    Qm = np.diag(Qm) if Qm.ndim == 1 else Qm.reshape(d, d)
+    gains = np.zeros((max(T - 1, 0), d, d))
+    ms, Ps = mf.copy(), Pf.copy()
+    for t in range(T - 2, -1, -1):
+        pred = A @ Pf[t] @ A.T + Qm
+        J = np.linalg.solve(pred, A @ Pf[t]).T
+        gains[t] = J
+        ms[t] = mf[t] + J @ (ms[t + 1] - A @ mf[t])
+        Ps[t] = Pf[t] + J @ (Ps[t + 1] - pred) @ J.T
+        Ps[t] = 0.5 * (Ps[t] + Ps[t].T)
+    joint = np.zeros((T * d, T * d))
+    for t in range(T):
+        joint[t * d : (t + 1) * d, t * d : (t + 1) * d] = Ps[t]
+        block = Ps[t]
+        for s in range(t - 1, -1, -1):
+            block = gains[s] @ block  # Cov(x_s, x_t) = J_s Cov(x_{s+1}, x_t)
+            joint[s * d : (s + 1) * d, t * d : (t + 1) * d] = block
+            joint[t * d : (t + 1) * d, s * d : (s + 1) * d] = block.T
+    return SmootherResult(ms, Ps, joint, mf, Pf, gains, A, Qm)
+
+
+def ffbs_sample(rng: np.random.Generator, smoother: SmootherResult, num_samples: int):
+    """Exact draws ``x_{0:T−1} ~ p(· | y)`` by forward filtering, backward sampling.
+
+    ``x_{T−1} ~ N(m_{T−1}, P_{T−1})``; ``x_t | x_{t+1} ~ N(m_t + J_t (x_{t+1} − A m_t),
+    P_t − J_t A P_t)`` with filter moments ``m_t, P_t``. Returns ``[num_samples, T, d]``.
+    """
+    mf, Pf, J, A = smoother.filter_means, smoother.filter_covariances, smoother.gains, smoother.A
+    T, d = mf.shape
+    out = np.zeros((num_samples, T, d))
+    chol = np.linalg.cholesky(Pf[T - 1])
+    out[:, T - 1] = mf[T - 1] + rng.standard_normal((num_samples, d)) @ chol.T
+    for t in range(T - 2, -1, -1):
+        cov = Pf[t] - J[t] @ A @ Pf[t]
+        chol = np.linalg.cholesky(0.5 * (cov + cov.T))
+        mean = mf[t] + (out[:, t + 1] - A @ mf[t]) @ J[t].T
+        out[:, t] = mean + rng.standard_normal((num_samples, d)) @ chol.T
+    return out
 
 
 def hmm_forward(init_probs, transition, emission, observations) -> np.ndarray:
