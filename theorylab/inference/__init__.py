@@ -7,10 +7,24 @@ over a device mesh (:mod:`.distributed`), NumPy references (:mod:`.reference`) a
 validation module that checks blocks exactly or statistically (:mod:`.validation`), and
 MCMC kernels as ``(init, step)`` pairs (:mod:`.mcmc`: RWMH, MALA, HMC, NUTS via numpyro),
 particle MCMC (:mod:`.pmcmc`: PMMH, conditional SMC, particle Gibbs), and SMC samplers for
-static models (:mod:`.tempering`: tempering and data annealing, numpyro adapter).
+static models (:mod:`.tempering`: tempering and data annealing, numpyro adapter), trace MH
+over uniform buffers and involutive MH for trans-dimensional programs (:mod:`.traced`), chain
+diagnostics (:mod:`.diagnostics`: split/rank-normalised R-hat, bulk/tail ESS) and user-facing
+statistical checks (:mod:`.calibration`: Gandy–Scott, SBC, Geweke).
 """
 
-from theorylab.inference import mcmc, pmcmc, reference, tempering, validation
+from theorylab.inference import (
+    calibration,
+    diagnostics,
+    mcmc,
+    pmcmc,
+    reference,
+    tempering,
+    traced,
+    validation,
+)
+from theorylab.inference.calibration import gandy_scott_test, geweke_test, sbc
+from theorylab.inference.diagnostics import ess_bulk, ess_tail, rank_normalized_split_rhat
 from theorylab.inference.models import (
     FeynmanKac,
     StateSpaceModel,
@@ -66,6 +80,13 @@ from theorylab.inference.tempering import (
     target_from_functions,
     tempered_smc,
 )
+from theorylab.inference.traced import (
+    involutive_mh_step,
+    trace_init,
+    trace_init_from_prior,
+    trace_mh_chain,
+    trace_mh_step,
+)
 
 __all__ = [
     "RESAMPLERS",
@@ -79,19 +100,26 @@ __all__ = [
     "advance",
     "auxiliary",
     "bootstrap",
+    "calibration",
     "collapse",
     "conditional_multinomial",
     "csmc",
     "data_annealing_smc",
+    "diagnostics",
     "draw_resampling_uniforms",
     "ess",
+    "ess_bulk",
+    "ess_tail",
     "expectation",
     "from_numpyro",
+    "gandy_scott_test",
     "get_resampler",
+    "geweke_test",
     "guided",
     "hidden_markov",
     "hidden_markov_observation_sample",
     "init_population",
+    "involutive_mh_step",
     "linear_gaussian",
     "linear_gaussian_observation_sample",
     "linear_gaussian_optimal_proposal",
@@ -106,11 +134,13 @@ __all__ = [
     "pmcmc",
     "pmmh",
     "push_evidence",
+    "rank_normalized_split_rhat",
     "reference",
     "resample_population",
     "resample_step",
     "residual",
     "reweight",
+    "sbc",
     "simulate",
     "spawn",
     "stratified",
@@ -118,6 +148,11 @@ __all__ = [
     "target_from_functions",
     "tempered_smc",
     "tempering",
+    "trace_init",
+    "trace_init_from_prior",
+    "trace_mh_chain",
+    "trace_mh_step",
+    "traced",
     "validation",
     "weighted_mean",
 ]
