@@ -149,3 +149,10 @@ def test_nuts_mass_matrix_and_depth():
         mcmc.nuts_step(jax.random.key(1), state, logdensity, 0.3, max_tree_depth=0)
     with pytest.raises(ValueError, match="step_size"):
         mcmc.nuts_step(jax.random.key(1), state, logdensity, -1.0)
+
+
+def test_init_rejects_non_finite_density():
+    with pytest.raises(ValueError, match="not finite at the initial position"):
+        mcmc.init(jnp.asarray([-1.0, 1.0]), lambda x: jnp.log(x[0]))
+    with pytest.raises(ValueError, match="not finite"):
+        mcmc.init(jnp.zeros(2), lambda x: jnp.sum(x) * jnp.nan)

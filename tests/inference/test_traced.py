@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 
 import jax
 import jax.numpy as jnp
@@ -58,7 +57,7 @@ import pytest
 from jax.scipy.stats import norm
 from scipy import stats
 
-from theorylab.inference import traced
+from theorylab.inference import reference, traced
 
 OBS, SD = 3.0, 0.5
 ALPHA = 1e-4
@@ -73,33 +72,13 @@ M_POST = 100_000
 # ------------------------------------------------------------------------------------------
 
 
-@functools.cache
 def _program(nmax):
-    def prog(u):
-        tape = traced.make_tape(u)
-        n, tape = traced.read_geometric(tape, 0.5, nmax)
-
-        def body(_, carry):
-            s, tape = carry
-            b, tape = traced.read_bernoulli(tape, 0.5)
-            return s + b.astype(jnp.int32), tape
-
-        s, tape = jax.lax.fori_loop(0, n, body, (jnp.zeros((), jnp.int32), tape))
-        log_score = norm.logpdf(OBS, s.astype(u.dtype), SD)
-        return traced.tape_result(tape, (n, s), log_score)
-
-    return prog
+    return traced.geometric_bernoulli_program(nmax, OBS, SD)
 
 
 def _posterior(nmax):
-    """Exact posterior table ``post[n, s]`` (float64), by enumeration."""
-    table = np.zeros((nmax + 1, nmax + 1))
-    for n in range(1, nmax + 1):
-        prior_n = 0.5**n if n < nmax else 0.5 ** (nmax - 1)
-        for s in range(n + 1):
-            lik = np.exp(-0.5 * ((OBS - s) / SD) ** 2)
-            table[n, s] = prior_n * math.comb(n, s) * 0.5**n * lik
-    return table / table.sum()
+    """Exact posterior table ``post[n, s]`` (float64), by enumeration in NumPy."""
+    return reference.geometric_bernoulli_posterior(nmax, OBS, SD)
 
 
 def _histogram(n, s, nmax):

@@ -80,8 +80,22 @@ def _check_step_size(step_size):
 
 
 def init(position, logdensity_fn: Callable) -> MCMCState:
-    """State at ``position`` with the log-density and its gradient."""
+    """State at ``position`` with the log-density and its gradient.
+
+    Called eagerly (concrete values), a NaN or infinite log-density or gradient raises a
+    ``ValueError`` naming the position: a chain cannot start there. Under ``jit``/``vmap``
+    (e.g. inside a sampler) the check is skipped and the kernels' acceptance rule rejects
+    moves to non-finite densities.
+    """
     value, grad = jax.value_and_grad(logdensity_fn)(position)
+    if is_concrete(value):
+        flat_grad, _ = ravel_pytree(grad)
+        if not (jnp.isfinite(value) and bool(jnp.all(jnp.isfinite(flat_grad)))):
+            raise ValueError(
+                f"logdensity_fn is not finite at the initial position {position!r}: "
+                f"log-density {float(value)}, gradient finite: "
+                f"{bool(jnp.all(jnp.isfinite(flat_grad)))}"
+            )
     return MCMCState(position, value, grad)
 
 

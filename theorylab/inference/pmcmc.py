@@ -28,9 +28,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from theorylab.core.checks import check_float, check_int, check_key
+from theorylab.core.checks import check_float, check_int, check_key, is_concrete
 from theorylab.core.random import as_key
 from theorylab.inference.models import FeynmanKac, StateSpaceModel
 from theorylab.inference.resampling import Resampler, conditional_multinomial, get_resampler
@@ -70,6 +71,7 @@ def pmmh(
     resampler: str | Resampler = "systematic",
     ess_threshold: float = 0.5,
     recompute_current: bool = False,
+    initial_log_evidence=None,
 ):
     """Run one PMMH chain (vmap over keys and ``theta0`` for several chains).
 
@@ -86,6 +88,11 @@ def pmmh(
       step_size: standard deviation of the Gaussian random-walk proposal on flattened θ.
       num_iterations: chain length.
       recompute_current: **invalid** variant for tests (re-estimates Ẑ(θ) every iteration).
+      initial_log_evidence: optional log Ẑ(θ0) to start from instead of a fresh filter run.
+        A fresh run gives Ẑ ~ q(·|θ0), not the size-biased law of the extended target, so
+        even θ0 ~ p(θ|y) is not a stationary start; the log evidence of a conditional SMC run
+        (:func:`csmc`, ``info.log_evidence``) with a reference ``x ~ p(x | θ0, y)`` is (use
+        ``resampler="multinomial"`` and ``ess_threshold=1`` then, the CSMC's scheme).
 
     Returns:
       ``(thetas, infos, final_state)`` with ``thetas`` stacked over iterations.
@@ -99,9 +106,11 @@ def pmmh(
         raise TypeError(
             f"model must be a theorylab.inference.FeynmanKac; got {type(model).__name__}"
         )
-    lp0 = float(log_prior(theta0))
-    if not jnp.isfinite(lp0):
-        raise ValueError(f"theta0 must have finite prior density; got log_prior(theta0) = {lp0}")
+    lp0 = log_prior(theta0)
+    if is_concrete(lp0) and not np.isfinite(float(lp0)):  # traced θ0 (vmapped chains): skip
+        raise ValueError(
+            f"theta0 must have finite prior density; got log_prior(theta0) = {float(lp0)}"
+        )
     return _pmmh(
         key,
         inputs,
@@ -115,6 +124,7 @@ def pmmh(
         resampler=get_resampler(resampler),
         ess_threshold=ess_threshold,
         recompute_current=bool(recompute_current),
+        initial_log_evidence=initial_log_evidence,
     )
 
 
@@ -145,6 +155,7 @@ def _pmmh(
     resampler,
     ess_threshold,
     recompute_current,
+    initial_log_evidence=None,
 ):
     _, unravel = ravel_pytree(theta0)
     run_filter = partial(
@@ -170,7 +181,11 @@ def _pmmh(
         return value, lp
 
     k0, key = jax.random.split(key)
-    z0, lp0 = log_evidence(k0, theta0)
+    if initial_log_evidence is None:
+        z0, lp0 = log_evidence(k0, theta0)
+    else:
+        z0 = jnp.asarray(initial_log_evidence, jnp.result_type(float))
+        lp0 = log_prior(theta0)
     state0 = PMMHState(theta0, z0, lp0)
 
     def body(state, k):
@@ -205,7 +220,11 @@ class CSMCInfo(NamedTuple):
     ``reference_ancestor [T−1]`` the ancestor index of slot 0 (≠ 0 only with ancestor
     sampling); ``updated [T]`` whether the returned trajectory differs from the reference at
     ``t`` (the per-time update rate of particle Gibbs is its mean over iterations);
-    ``invalid`` the number of NaN log-potentials (treated as −∞).
+    ``invalid`` the number of NaN log-potentials (treated as −∞); ``log_evidence`` the
+    conditional particle system's ``log Ẑ = Σ_t log mean_i G_t^i`` (multinomial resampling at
+    every step). With a reference drawn from ``p(x | θ, y)`` this ``Ẑ`` is distributed as under
+    PMMH's extended target (Andrieu, Doucet & Holenstein 2010, §4), so it can start a PMMH
+    chain in stationarity (``pmmh(..., initial_log_evidence=...)``).
     """
 
     ess: jax.Array
@@ -213,6 +232,7 @@ class CSMCInfo(NamedTuple):
     reference_ancestor: jax.Array
     updated: jax.Array
     invalid: jax.Array
+    log_evidence: jax.Array
 
 
 def _take(tree, idx):
@@ -272,10 +292,11 @@ def _csmc(key, inputs, reference, params, *, ssm, num_particles, ancestor_sampli
             jax.vmap(ssm.observation_logpdf, (None, 0, None, None))(t, x, y_t, params)
         )
         hits = jnp.zeros(n, jnp.int32).at[ancestors].add(1)
-        out = (ess_of(log_w), jnp.sum(hits > 0).astype(jnp.int32), ancestors[0], x, ancestors)
+        inc = jax.nn.logsumexp(log_g) - jnp.log(n)
+        out = (ess_of(log_w), jnp.sum(hits > 0).astype(jnp.int32), ancestors[0], x, ancestors, inc)
         return (x, log_g, bad + bad_t), out
 
-    (_, log_w_last, bad), (ess, unique, ref_anc, xs, ancs) = jax.lax.scan(
+    (_, log_w_last, bad), (ess, unique, ref_anc, xs, ancs, incs) = jax.lax.scan(
         body, (x0, log_g0, bad0), jnp.arange(1, num_steps)
     )
     history = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), x0, xs)
@@ -295,7 +316,8 @@ def _csmc(key, inputs, reference, params, *, ssm, num_particles, ancestor_sampli
         )
         updated = jnp.any(jnp.stack(jax.tree.leaves(differs)), axis=0)
     ess_all = jnp.concatenate([ess, ess_of(log_w_last)[None]])
-    return trajectory, CSMCInfo(ess_all, unique, ref_anc, updated, bad)
+    log_z = jax.nn.logsumexp(log_g0) - jnp.log(n) + jnp.sum(incs)
+    return trajectory, CSMCInfo(ess_all, unique, ref_anc, updated, bad, log_z)
 
 
 def _check_ssm(ssm, need_transition_logpdf):

@@ -5,6 +5,8 @@
 * :func:`kalman_smoother` — Rauch–Tung–Striebel smoothing moments, the full joint smoothing
   covariance and the backward gains; :func:`ffbs_sample` draws exact smoothing trajectories
   (forward filter, backward sample — the particle Gibbs invariance reference).
+* :func:`geometric_bernoulli_posterior` — exact posterior of the trans-dimensional example
+  program (:func:`theorylab.inference.traced.geometric_bernoulli_program`) by enumeration.
 * :func:`hmm_forward` — the forward algorithm: ``p(x_t, y_{0:t})`` for a discrete HMM.
 * :func:`hmm_path_joint` — brute force over all ``K^T`` paths: ``p(x_{0:T−1}, y_{0:T−1})``.
 """
@@ -20,6 +22,7 @@ __all__ = [
     "KalmanResult",
     "SmootherResult",
     "ffbs_sample",
+    "geometric_bernoulli_posterior",
     "hmm_forward",
     "hmm_path_joint",
     "kalman_filter",
@@ -173,3 +176,18 @@ def hmm_path_joint(init_probs, transition, emission, observations) -> np.ndarray
             p *= transition[path[s - 1], path[s]] * emission[path[s], ys[s]]
         out[path] = p
     return out
+
+
+def geometric_bernoulli_posterior(nmax: int, obs: float = 3.0, sd: float = 0.5) -> np.ndarray:
+    """Exact posterior table ``post[n, s]`` (float64, shape ``(nmax+1, nmax+1)``) of
+    ``n ~ Geometric(½)`` capped at ``nmax`` (``P(n) = 2^{−n}`` for ``n < nmax``,
+    ``P(nmax) = 2^{−(nmax−1)}``), ``s | n ~ Binomial(n, ½)``, factor ``N(obs | s, sd)``."""
+    import math
+
+    table = np.zeros((nmax + 1, nmax + 1))
+    for n in range(1, nmax + 1):
+        prior_n = 0.5**n if n < nmax else 0.5 ** (nmax - 1)
+        for s in range(n + 1):
+            lik = np.exp(-0.5 * ((obs - s) / sd) ** 2)
+            table[n, s] = prior_n * math.comb(n, s) * 0.5**n * lik
+    return table / table.sum()

@@ -516,7 +516,15 @@ def _batched(fn, key):
 
 
 def _check_initial_density(target: Target, key):
-    """A prior draw must have finite log prior and log-likelihood (else a clear error)."""
+    """A prior draw must have finite log prior and log-likelihood (else a clear error).
+
+    Skipped when called under a JAX transformation (traced key or data): the sampler is then
+    part of a bigger traced program (e.g. SBC vmapped over replicates) and the NaN/collapse
+    diagnostics in the result are what reports trouble.
+    """
+    leaves = [jax.random.key_data(key), *jax.tree.leaves(target.args)]
+    if not all(is_concrete(leaf) for leaf in leaves):
+        return
     z = target.sample_prior(key, target.args)
     lp = float(target.log_prior(z, target.args))
     ll = float(target.log_likelihood(z, target.args))

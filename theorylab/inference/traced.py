@@ -66,6 +66,7 @@ transforms such as ``ndtri`` stay finite.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -89,6 +90,7 @@ __all__ = [
     "Tape",
     "TraceMHInfo",
     "TraceState",
+    "geometric_bernoulli_program",
     "involutive_init",
     "involutive_mh_step",
     "make_tape",
@@ -502,3 +504,33 @@ def involutive_mh_step(
     )
     info = MCMCInfo(jnp.exp(jnp.minimum(log_ratio, 0.0)), accepted, log_ratio, jnp.zeros((), bool))
     return new, info
+
+
+@functools.lru_cache(maxsize=32)
+def geometric_bernoulli_program(nmax: int, obs: float = 3.0, sd: float = 0.5):
+    """The spec's trans-dimensional example program (A7), as a template for users.
+
+    ``n ~ Geometric(½)`` on ``{1, 2, …}`` truncated at ``nmax`` by capping the trials (one
+    uniform per trial, success iff ``u < ½``; after ``nmax − 1`` failures ``n = nmax``), then
+    ``b_1 … b_n ~ Bernoulli(½)``, and the factor ``N(obs | Σ b, sd)``. Output ``(n, s = Σ b)``.
+    A run reads ``g(n) + n`` uniforms with ``g(n) = n`` for ``n < nmax`` and ``nmax − 1``
+    otherwise, so ``K ≥ 2·nmax − 1`` makes overflow impossible. The exact posterior is
+    :func:`theorylab.inference.reference.geometric_bernoulli_posterior`. Cached, so equal
+    arguments give the same function (and jit caches hit).
+    """
+    nmax = check_int(nmax, "nmax", min_value=1)
+
+    def prog(u):
+        tape = make_tape(u)
+        n, tape = read_geometric(tape, 0.5, nmax)
+
+        def body(_, carry):
+            s, tape = carry
+            b, tape = read_bernoulli(tape, 0.5)
+            return s + b.astype(jnp.int32), tape
+
+        s, tape = jax.lax.fori_loop(0, n, body, (jnp.zeros((), jnp.int32), tape))
+        log_score = jax.scipy.stats.norm.logpdf(obs, s.astype(u.dtype), sd)
+        return tape_result(tape, (n, s), log_score)
+
+    return prog
