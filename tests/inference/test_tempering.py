@@ -155,11 +155,11 @@ def test_next_temperature_hits_target_ess_and_sign_mutant_fails():
         ll = jnp.asarray(-np.abs(rng.normal(size=n)) * 50 - 3)
         beta = 0.1
         new = solve(log_w, ll, beta)
-        ess = tp._ess_log(log_w + (new - beta) * ll)
+        ess = tp._conditional_ess(log_w, (new - beta) * ll)
         assert beta < float(new) < 1.0
         assert abs(float(ess) / n - 0.5) < 1e-3
         flipped = solve(log_w, -ll, beta)  # blackjax #914: the sign error
-        ess_flipped = tp._ess_log(log_w + (flipped - beta) * ll)
+        ess_flipped = tp._conditional_ess(log_w, (flipped - beta) * ll)
         assert abs(float(ess_flipped) / n - 0.5) > 0.05
 
 
@@ -340,6 +340,28 @@ def test_bad_schedule(schedule, match):
             kernel_params={"step_size": 0.1},
             schedule=schedule,
         )
+
+
+def test_numpyro_static_arguments_and_array_kernel_params():
+    """Python ints (plate sizes) stay static; array kernel settings hash by value."""
+
+    def model(y, n):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+        with numpyro.plate("d", n):
+            numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+    target = tp.from_numpyro(model, jnp.zeros(3), 3)
+    res = tp.tempered_smc(
+        jax.random.key(0),
+        target,
+        num_particles=16,
+        kernel="nuts",
+        kernel_params={"step_size": jnp.float32(0.3), "inverse_mass_matrix": np.ones(1)},
+        schedule=[0.5, 1.0],
+    )
+    assert np.isfinite(float(res.log_evidence))
+    with pytest.raises(TypeError, match="neither an array"):
+        tp.from_numpyro(model, jnp.zeros(3), [3])
 
 
 def test_discrete_latent_with_gradient_kernel_rejected():

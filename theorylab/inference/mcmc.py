@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 from numpyro.infer.hmc_util import (
     IntegratorState,
@@ -79,24 +80,30 @@ def _check_step_size(step_size):
         check_float(step_size, "step_size", min_value=0.0, min_inclusive=False)
 
 
+def _state(position, logdensity_fn: Callable) -> MCMCState:
+    """Unchecked state (used for proposals: a non-finite proposal is simply rejected)."""
+    value, grad = jax.value_and_grad(logdensity_fn)(position)
+    return MCMCState(position, value, grad)
+
+
 def init(position, logdensity_fn: Callable) -> MCMCState:
     """State at ``position`` with the log-density and its gradient.
 
-    Called eagerly (concrete values), a NaN or infinite log-density or gradient raises a
-    ``ValueError`` naming the position: a chain cannot start there. Under ``jit``/``vmap``
-    (e.g. inside a sampler) the check is skipped and the kernels' acceptance rule rejects
-    moves to non-finite densities.
+    Called eagerly (concrete values), a NaN or infinite log-density or gradient at the
+    *starting* position raises a ``ValueError`` naming the position: a chain cannot start
+    there. Under ``jit``/``vmap`` (e.g. inside a sampler) the check is skipped. Proposals are
+    never checked: the kernels reject moves to non-finite densities.
     """
-    value, grad = jax.value_and_grad(logdensity_fn)(position)
-    if is_concrete(value):
-        flat_grad, _ = ravel_pytree(grad)
-        if not (jnp.isfinite(value) and bool(jnp.all(jnp.isfinite(flat_grad)))):
+    state = _state(position, logdensity_fn)
+    if is_concrete(state.logdensity):
+        flat_grad, _ = ravel_pytree(state.logdensity_grad)
+        grad_ok = bool(jnp.all(jnp.isfinite(flat_grad)))
+        if not (bool(jnp.isfinite(state.logdensity)) and grad_ok):
             raise ValueError(
                 f"logdensity_fn is not finite at the initial position {position!r}: "
-                f"log-density {float(value)}, gradient finite: "
-                f"{bool(jnp.all(jnp.isfinite(flat_grad)))}"
+                f"log-density {float(state.logdensity)}, gradient finite: {grad_ok}"
             )
-    return MCMCState(position, value, grad)
+    return state
 
 
 def _accept(key, state: MCMCState, proposal: MCMCState, log_ratio, divergent=None):
@@ -114,7 +121,7 @@ def rwmh_step(key, state: MCMCState, logdensity_fn: Callable, step_size):
     k_prop, k_acc = jax.random.split(key)
     flat, unravel = ravel_pytree(state.position)
     y = unravel(flat + step_size * jax.random.normal(k_prop, flat.shape, flat.dtype))
-    proposal = init(y, logdensity_fn)
+    proposal = _state(y, logdensity_fn)
     return _accept(k_acc, state, proposal, proposal.logdensity - state.logdensity)
 
 
@@ -135,7 +142,7 @@ def mala_step(key, state: MCMCState, logdensity_fn: Callable, step_size, *, corr
     x, unravel = ravel_pytree(state.position)
     gx, _ = ravel_pytree(state.logdensity_grad)
     y = x + 0.5 * step_size**2 * gx + step_size * jax.random.normal(k_prop, x.shape, x.dtype)
-    proposal = init(unravel(y), logdensity_fn)
+    proposal = _state(unravel(y), logdensity_fn)
     gy, _ = ravel_pytree(proposal.logdensity_grad)
     log_ratio = proposal.logdensity - state.logdensity
     if correct:
@@ -221,6 +228,20 @@ class NUTSInfo(NamedTuple):
     tree_depth: jax.Array
 
 
+def _check_inverse_mass(m: np.ndarray) -> None:
+    """A diagonal must be finite and > 0; a dense matrix symmetric positive definite."""
+    if not np.all(np.isfinite(m)):
+        raise ValueError("inverse_mass_matrix must be finite")
+    if m.ndim == 1:
+        if np.any(m <= 0):
+            raise ValueError(f"inverse_mass_matrix (diagonal) must be > 0; got min {m.min()}")
+        return
+    if not np.allclose(m, m.T, rtol=1e-5, atol=1e-8):
+        raise ValueError("inverse_mass_matrix must be symmetric")
+    if np.linalg.eigvalsh(0.5 * (m + m.T)).min() <= 0:
+        raise ValueError("inverse_mass_matrix must be positive definite")
+
+
 def nuts_step(
     key,
     state: MCMCState,
@@ -257,6 +278,10 @@ def nuts_step(
                 f"inverse_mass_matrix must have shape ({dim},) or ({dim}, {dim}); "
                 f"got {inv_mass.shape}"
             )
+        if is_concrete(inv_mass):
+            _check_inverse_mass(np.asarray(inv_mass, float))
+    if not float(max_delta_energy) > 0:
+        raise ValueError(f"max_delta_energy must be > 0; got {max_delta_energy}")
     eps = jax.random.normal(k_mom, (dim,), x.dtype)
     if inv_mass.ndim == 1:
         momentum = eps / jnp.sqrt(inv_mass)

@@ -111,6 +111,16 @@ def pmmh(
         raise ValueError(
             f"theta0 must have finite prior density; got log_prior(theta0) = {float(lp0)}"
         )
+    if initial_log_evidence is not None:
+        if jnp.ndim(initial_log_evidence) != 0:
+            raise ValueError(
+                "initial_log_evidence must be a scalar log Ẑ; got shape "
+                f"{jnp.shape(initial_log_evidence)}"
+            )
+        if is_concrete(initial_log_evidence) and not np.isfinite(float(initial_log_evidence)):
+            raise ValueError(
+                f"initial_log_evidence must be finite; got {float(initial_log_evidence)}"
+            )
     return _pmmh(
         key,
         inputs,
@@ -467,6 +477,9 @@ def particle_gibbs(
     ``theta_step`` must leave ``p(θ | x, y)`` invariant (an exact conjugate draw, or any MH
     kernel from :mod:`~theorylab.inference.mcmc` targeting ``log p(θ) + log p(x, y | θ)``).
     Without ``reference0`` the first trajectory comes from an unconditional sweep at ``θ0``.
+    ``ssm``, ``params_fn`` and ``theta_step`` are static arguments of the compiled program:
+    define them once (module-level functions), not as fresh lambdas per call, or every call
+    recompiles.
 
     Returns:
       ``(thetas, trajectories or None, update_rate [T], final (θ, x))``: ``update_rate[t]`` is

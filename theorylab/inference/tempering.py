@@ -36,6 +36,7 @@ blackjax #914 is the mutant the tests reject).
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple
@@ -113,6 +114,12 @@ def target_from_functions(
     return Target(log_prior, log_likelihood, sample_prior, log_likelihood_terms, None, args)
 
 
+def _is_array(value) -> bool:
+    """Data = an array, or a non-empty pytree whose leaves are all arrays."""
+    leaves = jax.tree.leaves(value)
+    return bool(leaves) and all(isinstance(x, (np.ndarray, jax.Array)) for x in leaves)
+
+
 def _latent_sites(tr):
     return {
         name: site
@@ -128,14 +135,20 @@ def _is_discrete(site) -> bool:
 
 
 @functools.lru_cache(maxsize=64)
-def _numpyro_functions(model: Callable, kwarg_names: tuple):
-    """Pure functions for ``model``; cached on the model so the samplers compile once."""
+def _numpyro_functions(model: Callable, kwarg_names: tuple, static_items: tuple):
+    """Pure functions for ``model``; cached on the model (and its static, non-array
+    arguments) so the samplers compile once. ``static_items`` = ``((slot, value), ...)`` with
+    ``slot`` an int (positional) or a str (keyword)."""
     from numpyro import handlers
     from numpyro.infer.util import constrain_fn, potential_energy, unconstrain_fn
 
+    static = dict(static_items)
+
     def split(args):
         pos, kw = args
-        return pos, dict(zip(kwarg_names, kw))
+        pos = tuple(static.get(i, a) for i, a in enumerate(pos))
+        kw = {k: static.get(k, v) for k, v in zip(kwarg_names, kw)}
+        return pos, kw
 
     def observed_terms(z, args):
         pos, kw = split(args)
@@ -185,16 +198,35 @@ def from_numpyro(model: Callable, *model_args, **model_kwargs) -> Target:
     per-datum terms used by data annealing. ``postprocess`` returns constrained values (and
     deterministic sites).
 
-    Discrete latent sites are recorded in ``discrete_sites``: the samplers raise a clear error
-    if a gradient kernel (MALA, HMC, NUTS) is asked for, and random-walk kernels cannot move
-    them meaningfully either, so marginalise them out first.
+    Array arguments (NumPy/JAX arrays) are data: they travel into the jitted sampler as traced
+    inputs, so new data of the same shape does not recompile. Every other argument (Python
+    ints such as plate sizes, floats, strings, ``None``) is static: it is bound into the
+    cached functions and must be hashable.
+
+    Discrete latent sites are recorded in ``discrete_sites``; numpyro's unconstrained potential
+    cannot handle them, so the samplers refuse such targets with a clear error (marginalise the
+    discrete sites out first).
     """
     from numpyro import handlers
 
     if not callable(model):
         raise TypeError(f"model must be a numpyro model (callable); got {type(model).__name__}")
     names = tuple(sorted(model_kwargs))
-    args = (tuple(model_args), tuple(model_kwargs[k] for k in names))
+    slots = [*enumerate(model_args), *((k, model_kwargs[k]) for k in names)]
+    static_items = tuple((slot, v) for slot, v in slots if not _is_array(v))
+    for slot, v in static_items:
+        try:
+            hash(v)
+        except TypeError:
+            raise TypeError(
+                f"model argument {slot!r} is neither an array (data) nor hashable (static); "
+                f"got {type(v).__name__}: pass arrays as NumPy/JAX arrays"
+            ) from None
+    static_slots = {slot for slot, _ in static_items}
+    args = (
+        tuple(None if i in static_slots else a for i, a in enumerate(model_args)),
+        tuple(None if k in static_slots else model_kwargs[k] for k in names),
+    )
     tr = handlers.trace(handlers.seed(model, jax.random.key(0))).get_trace(
         *model_args, **model_kwargs
     )
@@ -204,7 +236,7 @@ def from_numpyro(model: Callable, *model_args, **model_kwargs) -> Target:
     if not any(s["type"] == "sample" and s["is_observed"] for s in tr.values()):
         raise ValueError("the numpyro model has no observed sites (nothing to temper)")
     discrete = tuple(sorted(name for name, site in latent.items() if _is_discrete(site)))
-    fns = _numpyro_functions(model, names)
+    fns = _numpyro_functions(model, names, static_items)
     return Target(fns[0], fns[1], fns[2], fns[3], fns[4], args, discrete)
 
 
@@ -216,20 +248,33 @@ def _ess_log(log_w):
     return jnp.exp(-logsumexp(2 * log_w))
 
 
+def _conditional_ess(log_weights, increments):
+    """Conditional ESS (Zhou, Johansen & Aston 2016): ``N (Σ W_i w_i)² / Σ W_i w_i²`` for the
+    normalised current weights ``W`` and incremental weights ``w = exp(increments)``. Equal to
+    the ESS of the new weights when ``W`` is uniform (just after resampling)."""
+    n = log_weights.shape[0]
+    log_w = log_weights - logsumexp(log_weights)
+    return n * jnp.exp(2 * logsumexp(log_w + increments) - logsumexp(log_w + 2 * increments))
+
+
 def next_temperature(log_weights, log_likelihoods, beta, target_ess: float, num_bisections=50):
-    """Next inverse temperature by bisection: ``ESS(log W + (β' − β)·ℓ) = target_ess · N``.
+    """Next inverse temperature by bisection: ``CESS((β' − β)·ℓ) = target_ess · N``.
 
     Uses exactly the weight increment :func:`tempered_smc` applies, ``(β' − β)·ℓ(θ_i)``
-    (blackjax #914 shipped a sign error here). Returns ``β' ∈ (β, 1]``: 1 if even the full
-    step keeps the ESS above target. ESS is monotone in the step for a fixed population, so
-    bisection on ``[0, 1 − β]`` converges (tolerance 2^-50).
+    (blackjax #914 shipped a sign error here), through the *conditional* ESS of the increment
+    given the current weights (:func:`_conditional_ess`), so steps stay meaningful when the
+    previous step did not resample. ``CESS(δ)`` is non-increasing in ``δ ≥ 0`` (its log-
+    derivative is ``2(E_{p_δ}[ℓ] − E_{p_{2δ}}[ℓ]) ≤ 0`` with ``p_δ ∝ W e^{δℓ}``, an exponential
+    family whose mean grows with its parameter), so bisection on ``[0, 1 − β]`` converges
+    (tolerance 2^-50 of the interval). Returns ``β' ∈ (β, 1]``: 1 if even the full step keeps
+    the CESS above target.
     """
     n = log_weights.shape[0]
     goal = target_ess * n
     ll = jnp.where(jnp.isnan(log_likelihoods), -jnp.inf, log_likelihoods)
 
     def ess_at(delta):
-        return _ess_log(log_weights + delta * ll)
+        return _conditional_ess(log_weights, delta * ll)
 
     full = 1.0 - beta
 
@@ -277,7 +322,8 @@ def data_annealing_schedule(num_terms: int, num_steps: int) -> np.ndarray:
 
 
 class SMCSamplerInfo(NamedTuple):
-    """Per-step diagnostics (padded with the last values after an adaptive run ends).
+    """Per-step diagnostics (after an adaptive run ends, rows are padded: ``beta = 1``, zeros
+    and ``False``; use ``SMCSamplerResult.num_steps``).
 
     ``beta`` (or the fraction of data terms included), ``ess`` after reweighting (before
     resampling), ``resampled``, ``log_increment`` of ``log Ẑ``, ``acceptance_rate`` of the
@@ -311,21 +357,49 @@ _KERNELS = {
 }
 
 
+def _freeze(value):
+    """A hashable, value-equal stand-in for a kernel parameter (arrays by their contents)."""
+    if np.ndim(value) == 0 and isinstance(
+        value, (numbers.Number, np.generic, np.ndarray, jax.Array)
+    ):
+        return float(value) if not isinstance(value, (bool, int, np.integer)) else value
+    if isinstance(value, (np.ndarray, jax.Array, list, tuple)):
+        arr = np.asarray(value)
+        return _FrozenArray(arr.tobytes(), arr.shape, str(arr.dtype))
+    try:
+        hash(value)
+    except TypeError:
+        raise TypeError(
+            f"kernel_params values must be numbers, arrays or hashable; got {type(value).__name__}"
+        ) from None
+    return value
+
+
+class _FrozenArray(NamedTuple):
+    data: bytes
+    shape: tuple
+    dtype: str
+
+    def thaw(self):
+        return jnp.asarray(np.frombuffer(self.data, self.dtype).reshape(self.shape))
+
+
 def _resolve_kernel(kernel, kernel_params, target: Target):
     params = dict(kernel_params or {})
+    if target.discrete_sites:
+        raise ValueError(
+            f"the model has discrete latent sites {list(target.discrete_sites)}; the samplers "
+            "move unconstrained continuous positions only (numpyro's potential cannot handle "
+            "discrete latent sites): marginalise them out first"
+        )
     if callable(kernel):
-        return partial(kernel, **params) if params else kernel
+        return _HashablePartial(kernel, tuple(sorted((k, _freeze(v)) for k, v in params.items())))
     if kernel not in _KERNELS:
         raise ValueError(
             f"kernel must be one of {sorted(_KERNELS)} or a callable "
             f"(key, MCMCState, logdensity_fn) -> (MCMCState, info); got {kernel!r}"
         )
-    fn, needs_grad = _KERNELS[kernel]
-    if needs_grad and target.discrete_sites:
-        raise ValueError(
-            f"kernel={kernel!r} needs gradients but the model has discrete latent sites "
-            f"{list(target.discrete_sites)}; marginalise them or use kernel='rwmh'"
-        )
+    fn, _ = _KERNELS[kernel]
     if "step_size" not in params:
         raise ValueError(f"kernel_params must give 'step_size' for kernel={kernel!r}")
     mcmc._check_step_size(params["step_size"])
@@ -335,7 +409,7 @@ def _resolve_kernel(kernel, kernel_params, target: Target):
         params["num_steps"] = check_int(
             params["num_steps"], "kernel_params['num_steps']", min_value=1
         )
-    return _HashablePartial(fn, tuple(sorted(params.items())))
+    return _HashablePartial(fn, tuple(sorted((k, _freeze(v)) for k, v in params.items())))
 
 
 class _HashablePartial:
@@ -345,7 +419,8 @@ class _HashablePartial:
         self.fn, self.items = fn, items
 
     def __call__(self, key, state, logdensity_fn):
-        return self.fn(key, state, logdensity_fn, **dict(self.items))
+        kwargs = {k: v.thaw() if isinstance(v, _FrozenArray) else v for k, v in self.items}
+        return self.fn(key, state, logdensity_fn, **kwargs)
 
     def __hash__(self):
         return hash((self.fn, self.items))
@@ -558,10 +633,12 @@ def tempered_smc(
       kernel: ``"rwmh" | "mala" | "hmc" | "nuts"`` (with ``kernel_params``, e.g.
         ``{"step_size": 0.1, "num_steps": 10}``) or a callable ``(key, MCMCState,
         logdensity_fn) -> (MCMCState, info)`` invariant for the ``logdensity_fn`` it is given
-        (the *current* tempered target).
+        (the *current* tempered target); its ``info`` must have ``acceptance_probability``.
+        ``kernel_params`` are passed to it as keywords (numbers or arrays, e.g. a NUTS
+        ``inverse_mass_matrix``).
       num_mcmc_steps: kernel applications per particle per step.
       schedule: fixed increasing temperatures ending at 1 (unbiased ``Ẑ``); ``None`` =
-        adaptive (ESS bisection to ``target_ess · N``; ``Ẑ`` slightly biased, see module
+        adaptive (conditional-ESS bisection to ``target_ess · N``; ``Ẑ`` slightly biased, see module
         docstring), at most ``max_steps`` steps (the last forced to β = 1).
       resampler, ess_threshold: resample when ESS < threshold · N (default 1: every step).
 
