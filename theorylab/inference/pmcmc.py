@@ -34,8 +34,9 @@ from jax.flatten_util import ravel_pytree
 from theorylab.core.checks import check_float, check_int, check_key, is_concrete
 from theorylab.core.random import as_key
 from theorylab.inference.models import FeynmanKac, StateSpaceModel
+from theorylab.inference.population import ess
 from theorylab.inference.resampling import Resampler, conditional_multinomial, get_resampler
-from theorylab.inference.smc import _filter, _num_steps
+from theorylab.inference.smc import _filter, _num_steps, _sanitize, _unique_count
 
 __all__ = ["CSMCInfo", "PMMHInfo", "PMMHState", "csmc", "particle_gibbs", "pmmh"]
 
@@ -253,11 +254,6 @@ def _set0(tree, value):
     return jax.tree.map(lambda a, v: a.at[0].set(v), tree, value)
 
 
-def _sanitize_log(log_g):
-    bad = jnp.isnan(log_g)
-    return jnp.where(bad, -jnp.inf, log_g), jnp.sum(bad).astype(jnp.int32)
-
-
 @partial(
     jax.jit,
     static_argnames=("ssm", "num_particles", "ancestor_sampling", "conditional"),
@@ -270,13 +266,9 @@ def _csmc(key, inputs, reference, params, *, ssm, num_particles, ancestor_sampli
     x0 = jax.vmap(ssm.init_sample, (0, None))(jax.random.split(k_init, n), params)
     if conditional:
         x0 = _set0(x0, _take(reference, 0))
-    log_g0, bad0 = _sanitize_log(
+    log_g0, bad0 = _sanitize(
         jax.vmap(ssm.observation_logpdf, (None, 0, None, None))(0, x0, ys0, params)
     )
-
-    def ess_of(log_w):
-        w = jnp.exp(log_w - jax.nn.logsumexp(log_w))
-        return 1.0 / jnp.sum(w**2)
 
     def body(carry, t):
         x_prev, log_w, bad = carry
@@ -298,15 +290,14 @@ def _csmc(key, inputs, reference, params, *, ssm, num_particles, ancestor_sampli
         )
         if conditional:
             x = _set0(x, ref_t)
-        log_g, bad_t = _sanitize_log(
+        log_g, bad_t = _sanitize(
             jax.vmap(ssm.observation_logpdf, (None, 0, None, None))(t, x, y_t, params)
         )
-        hits = jnp.zeros(n, jnp.int32).at[ancestors].add(1)
         inc = jax.nn.logsumexp(log_g) - jnp.log(n)
-        out = (ess_of(log_w), jnp.sum(hits > 0).astype(jnp.int32), ancestors[0], x, ancestors, inc)
+        out = (ess(log_w), _unique_count(ancestors, n), ancestors[0], x, ancestors, inc)
         return (x, log_g, bad + bad_t), out
 
-    (_, log_w_last, bad), (ess, unique, ref_anc, xs, ancs, incs) = jax.lax.scan(
+    (_, log_w_last, bad), (ess_steps, unique, ref_anc, xs, ancs, incs) = jax.lax.scan(
         body, (x0, log_g0, bad0), jnp.arange(1, num_steps)
     )
     history = jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), x0, xs)
@@ -325,7 +316,7 @@ def _csmc(key, inputs, reference, params, *, ssm, num_particles, ancestor_sampli
             lambda a, b: jnp.any((a != b).reshape(num_steps, -1), axis=1), trajectory, reference
         )
         updated = jnp.any(jnp.stack(jax.tree.leaves(differs)), axis=0)
-    ess_all = jnp.concatenate([ess, ess_of(log_w_last)[None]])
+    ess_all = jnp.concatenate([ess_steps, ess(log_w_last)[None]])
     log_z = jax.nn.logsumexp(log_g0) - jnp.log(n) + jnp.sum(incs)
     return trajectory, CSMCInfo(ess_all, unique, ref_anc, updated, bad, log_z)
 

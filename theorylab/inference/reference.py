@@ -184,6 +184,11 @@ def geometric_bernoulli_posterior(nmax: int, obs: float = 3.0, sd: float = 0.5) 
     ``P(nmax) = 2^{−(nmax−1)}``), ``s | n ~ Binomial(n, ½)``, factor ``N(obs | s, sd)``."""
     import math
 
+    if int(nmax) != nmax or nmax < 1:
+        raise ValueError(f"nmax must be an integer >= 1; got {nmax!r}")
+    if not sd > 0:
+        raise ValueError(f"sd must be > 0; got {sd!r}")
+    nmax = int(nmax)
     table = np.zeros((nmax + 1, nmax + 1))
     for n in range(1, nmax + 1):
         prior_n = 0.5**n if n < nmax else 0.5 ** (nmax - 1)

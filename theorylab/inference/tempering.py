@@ -48,9 +48,15 @@ from jax.scipy.special import logsumexp
 
 from theorylab.core.checks import check_float, check_int, is_concrete
 from theorylab.inference import mcmc
-from theorylab.inference.population import reweight, spawn
+from theorylab.inference.population import ess, reweight, spawn
 from theorylab.inference.resampling import Resampler, get_resampler
-from theorylab.inference.smc import _check_keys, draw_resampling_uniforms, resample_step
+from theorylab.inference.smc import (
+    _check_keys,
+    _sanitize,
+    _unique_count,
+    draw_resampling_uniforms,
+    resample_step,
+)
 
 __all__ = [
     "SMCSamplerInfo",
@@ -243,11 +249,6 @@ def from_numpyro(model: Callable, *model_args, **model_kwargs) -> Target:
 # --- schedules -----------------------------------------------------------------------------
 
 
-def _ess_log(log_w):
-    log_w = log_w - logsumexp(log_w)
-    return jnp.exp(-logsumexp(2 * log_w))
-
-
 def _conditional_ess(log_weights, increments):
     """Conditional ESS (Zhou, Johansen & Aston 2016): ``N (Σ W_i w_i)² / Σ W_i w_i²`` for the
     normalised current weights ``W`` and incremental weights ``w = exp(increments)``. Equal to
@@ -269,6 +270,8 @@ def next_temperature(log_weights, log_likelihoods, beta, target_ess: float, num_
     (tolerance 2^-50 of the interval). Returns ``β' ∈ (β, 1]``: 1 if even the full step keeps
     the CESS above target.
     """
+    if isinstance(target_ess, (int, float)) and not 0.0 < target_ess < 1.0:
+        raise ValueError(f"target_ess must be in (0, 1); got {target_ess}")
     n = log_weights.shape[0]
     goal = target_ess * n
     ll = jnp.where(jnp.isnan(log_likelihoods), -jnp.inf, log_likelihoods)
@@ -455,15 +458,14 @@ def _smc_step(key, pop, increments, logdensity_fn, *, kernel, num_mcmc_steps, re
     """reweight → resample → rejuvenate (one resample–move step)."""
     n = pop.log_weights.shape[0]
     k_res, k_move = jax.random.split(key)
-    increments = jnp.where(jnp.isnan(increments), -jnp.inf, increments)
+    increments, _ = _sanitize(increments)
     pop, inc = reweight(pop, increments)
-    ess = 1.0 / jnp.sum(jnp.exp(2 * pop.log_weights))
+    step_ess = ess(pop.log_weights)
     u = draw_resampling_uniforms(k_res, resampler, n)
     pop, ancestors, resampled = resample_step(pop, u, resampler, thr)
-    hits = jnp.zeros(n, jnp.int32).at[ancestors].add(1)
     z, acc = _rejuvenate(k_move, pop.particles, logdensity_fn, kernel, num_mcmc_steps)
     pop = pop._replace(particles=z)
-    return pop, (ess, resampled[0], inc, acc, jnp.sum(hits > 0).astype(jnp.int32))
+    return pop, (step_ess, resampled[0], inc, acc, _unique_count(ancestors, n))
 
 
 def _init_particles(key, target_static, args, num_particles):
@@ -485,10 +487,9 @@ def _init_particles(key, target_static, args, num_particles):
         "max_steps",
     ),
 )
-def _tempered(
+def _adaptive_tempered(
     key,
     args,
-    schedule,
     *,
     target_static,
     num_particles,
@@ -516,47 +517,31 @@ def _tempered(
         thr=ess_threshold,
     )
 
-    if schedule is not None:  # fixed schedule: one lax.scan
+    def cond(carry):
+        _, beta, k, _ = carry
+        return (beta < 1.0) & (k < max_steps)
 
-        def body(carry, inp):
-            pop, beta = carry
-            k, beta_new = inp
-            inc = (beta_new - beta) * vll(pop.particles, args)
-            pop, info = step(k, pop, inc, logdensity_at(beta_new))
-            return (pop, beta_new), (beta_new, *info)
+    def body(carry):
+        pop, beta, k, rec = carry
+        ll = vll(pop.particles, args)
+        beta_new = next_temperature(pop.log_weights, ll, beta, target_ess)
+        beta_new = jnp.where(k == max_steps - 1, 1.0, beta_new).astype(dtype)
+        inc = (beta_new - beta) * ll
+        pop, info = step(jax.random.fold_in(k_run, k), pop, inc, logdensity_at(beta_new))
+        rec = tuple(r.at[k].set(v) for r, v in zip(rec, (beta_new, *info)))
+        return pop, beta_new, k + 1, rec
 
-        keys = jax.random.split(k_run, schedule.shape[0])
-        (pop, _), rec = jax.lax.scan(
-            body, (pop, jnp.zeros((), dtype)), (keys, schedule.astype(dtype))
-        )
-        num = jnp.asarray(schedule.shape[0], jnp.int32)
-    else:  # adaptive: lax.while_loop with padded diagnostics
-
-        def cond(carry):
-            _, beta, k, _ = carry
-            return (beta < 1.0) & (k < max_steps)
-
-        def body(carry):
-            pop, beta, k, rec = carry
-            ll = vll(pop.particles, args)
-            beta_new = next_temperature(pop.log_weights, ll, beta, target_ess)
-            beta_new = jnp.where(k == max_steps - 1, 1.0, beta_new).astype(dtype)
-            inc = (beta_new - beta) * ll
-            pop, info = step(jax.random.fold_in(k_run, k), pop, inc, logdensity_at(beta_new))
-            rec = tuple(r.at[k].set(v) for r, v in zip(rec, (beta_new, *info)))
-            return pop, beta_new, k + 1, rec
-
-        rec0 = (
-            jnp.ones(max_steps, dtype),
-            jnp.zeros(max_steps, dtype),
-            jnp.zeros(max_steps, bool),
-            jnp.zeros(max_steps, dtype),
-            jnp.zeros(max_steps, dtype),
-            jnp.zeros(max_steps, jnp.int32),
-        )
-        pop, _, num, rec = jax.lax.while_loop(
-            cond, body, (pop, jnp.zeros((), dtype), jnp.asarray(0, jnp.int32), rec0)
-        )
+    rec0 = (
+        jnp.ones(max_steps, dtype),
+        jnp.zeros(max_steps, dtype),
+        jnp.zeros(max_steps, bool),
+        jnp.zeros(max_steps, dtype),
+        jnp.zeros(max_steps, dtype),
+        jnp.zeros(max_steps, jnp.int32),
+    )
+    pop, _, num, rec = jax.lax.while_loop(
+        cond, body, (pop, jnp.zeros((), dtype), jnp.asarray(0, jnp.int32), rec0)
+    )
     info = SMCSamplerInfo(*rec)
     return SMCSamplerResult(pop.particles, pop.log_weights, pop.log_evidence, info, num)
 
@@ -661,18 +646,22 @@ def tempered_smc(
     max_steps = check_int(max_steps, "max_steps", min_value=1)
     sched = None if schedule is None else jnp.asarray(_check_schedule(schedule))
     _check_initial_density(target, _first_key(key))
-    result = _batched(_tempered, key)(
-        target.args,
-        sched,
-        target_static=target._replace(args=None),
-        num_particles=num_particles,
-        kernel=kern,
-        num_mcmc_steps=num_mcmc_steps,
-        resampler=resampler,
-        ess_threshold=ess_threshold,
-        target_ess=float(target_ess),
-        max_steps=max_steps,
-    )
+    common = {
+        "target_static": target._replace(args=None),
+        "num_particles": num_particles,
+        "kernel": kern,
+        "num_mcmc_steps": num_mcmc_steps,
+        "resampler": resampler,
+        "ess_threshold": ess_threshold,
+    }
+    if sched is None:
+        result = _batched(_adaptive_tempered, key)(
+            target.args, target_ess=float(target_ess), max_steps=max_steps, **common
+        )
+    else:  # tempering = one likelihood term with coefficients β_k
+        result = _batched(_fixed_sequence, key)(
+            target.args, sched[:, None], per_term=False, **common
+        )
     _report(result)
     return result
 
@@ -681,6 +670,7 @@ def tempered_smc(
     jax.jit,
     static_argnames=(
         "target_static",
+        "per_term",
         "num_particles",
         "kernel",
         "num_mcmc_steps",
@@ -688,50 +678,57 @@ def tempered_smc(
         "ess_threshold",
     ),
 )
-def _annealed(
+def _fixed_sequence(
     key,
     args,
-    masks,
+    coefficients,
     *,
     target_static,
+    per_term,
     num_particles,
     kernel,
     num_mcmc_steps,
     resampler,
     ess_threshold,
 ):
+    """Resample–move SMC through the fixed targets ``γ_k = p(θ)·exp(Σ_j c_k[j]·ℓ_j(θ))``.
+
+    ``coefficients [K, J]``: tempering is ``J = 1`` with ``ℓ_1 = ℓ`` and ``c_k = [β_k]``
+    (``per_term=False``); data annealing uses the per-datum terms and ``c_k = mask_k``. Each
+    step's increment is ``Σ_j (c_k[j] − c_{k−1}[j])·ℓ_j``; ``info.beta`` records ``mean_j c_k``
+    (β, or the fraction of terms included). One ``lax.scan``.
+    """
     t = target_static
+
+    def terms(z):
+        return t.log_likelihood_terms(z, args) if per_term else t.log_likelihood(z, args)[None]
+
+    def weighted(c, ell):  # Σ c·ℓ with 0·(−∞) = 0
+        return jnp.sum(jnp.where(c != 0, c * ell, 0.0), axis=-1)
+
     k_init, k_run = jax.random.split(key)
     pop = _init_particles(k_init, t, args, num_particles)
-    dtype = pop.log_weights.dtype
-    vterms = jax.vmap(t.log_likelihood_terms, (0, None))
-
-    def masked(terms, mask):
-        return jnp.sum(jnp.where(mask, terms, 0.0), axis=-1)
-
-    def logdensity_at(mask):
-        return lambda z: t.log_prior(z, args) + masked(t.log_likelihood_terms(z, args), mask)
+    coefficients = coefficients.astype(pop.log_weights.dtype)
 
     def body(carry, inp):
         pop, prev = carry
-        k, mask = inp
-        new = mask & ~prev  # terms entering at this step
-        inc = masked(vterms(pop.particles, args), new)
+        k, c = inp
+        inc = weighted(c - prev, jax.vmap(terms)(pop.particles))
         pop, info = _smc_step(
             k,
             pop,
             inc,
-            logdensity_at(mask),
+            lambda z: t.log_prior(z, args) + weighted(c, terms(z)),
             kernel=kernel,
             num_mcmc_steps=num_mcmc_steps,
             resampler=resampler,
             thr=ess_threshold,
         )
-        return (pop, mask), (jnp.mean(mask).astype(dtype), *info)
+        return (pop, c), (jnp.mean(c), *info)
 
-    keys = jax.random.split(k_run, masks.shape[0])
-    (pop, _), rec = jax.lax.scan(body, (pop, jnp.zeros(masks.shape[1], bool)), (keys, masks))
-    num = jnp.asarray(masks.shape[0], jnp.int32)
+    keys = jax.random.split(k_run, coefficients.shape[0])
+    (pop, _), rec = jax.lax.scan(body, (pop, jnp.zeros_like(coefficients[0])), (keys, coefficients))
+    num = jnp.asarray(coefficients.shape[0], jnp.int32)
     return SMCSamplerResult(
         pop.particles, pop.log_weights, pop.log_evidence, SMCSamplerInfo(*rec), num
     )
@@ -781,10 +778,11 @@ def data_annealing_smc(
         )
     kern = _resolve_kernel(kernel, kernel_params, target)
     _check_initial_density(target, _first_key(key))
-    result = _batched(_annealed, key)(
+    result = _batched(_fixed_sequence, key)(
         target.args,
         jnp.asarray(masks),
         target_static=target._replace(args=None),
+        per_term=True,
         num_particles=num_particles,
         kernel=kern,
         num_mcmc_steps=num_mcmc_steps,
