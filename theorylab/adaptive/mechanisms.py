@@ -78,6 +78,7 @@ __all__ = [
     "sparse_validate",
     "thresholdout",
     "thresholdout_science",
+    "thresholdout_theorem",
 ]
 
 # Method codes stored in certificates (so a vmapped array of certificates stays numeric).
@@ -160,7 +161,9 @@ class Ledger(NamedTuple):
       exhausted: sticky exhaustion flag.
       rho: zCDP spent (Gaussian answers: ``sum 1/(2 n^2 sigma^2)``), 0 otherwise.
       epsilon: pure-DP epsilon spent by basic composition (Laplace answers ``1/(b n)``,
-        Thresholdout ``2/(sigma n)`` per above-threshold event), 0 otherwise.
+        Laplace Thresholdout ``2/(sigma n)`` per above-threshold event plus ``1/(sigma n)`` for
+        an open sparse-vector epoch; ``inf`` with ``redraw="every_query"``, which the
+        sparse-vector analysis does not cover), 0 otherwise.
       bits: description length of the holdout-dependent part of the transcript
         (SparseValidate / Guess-and-Check / Ladder), 0 otherwise.
     """
@@ -468,7 +471,8 @@ class Thresholdout(Mechanism):
         t_scale, _, _ = self.scales
         k = jax.random.fold_in(key, -1 & 0x7FFFFFFF)
         return {
-            "noisy_threshold": jnp.asarray(self.threshold, dtype) + self._draw(k, t_scale, dtype)
+            "noisy_threshold": jnp.asarray(self.threshold, dtype) + self._draw(k, t_scale, dtype),
+            "epoch_open": jnp.asarray(False),
         }
 
     def step(self, state, key, holdout_mean, train_mean, rows, n):
@@ -490,7 +494,7 @@ class Thresholdout(Mechanism):
             jnp.asarray(self.threshold, dtype) + self._draw(k_thr, t_scale, dtype),
             state.aux["noisy_threshold"],
         )
-        aux = {"noisy_threshold": new_t}
+        aux = {"noisy_threshold": new_t, "epoch_open": ~hit}
         exhaust = False
         if self.budget is not None:
             exhaust = state.budget_used + hit.astype(jnp.int32) >= self.budget
@@ -503,8 +507,13 @@ class Thresholdout(Mechanism):
         zero = jnp.zeros((), jnp.float32)
         if self.noise != "laplace":
             return zero, zero, zero
-        eps = 2.0 * state.budget_used.astype(jnp.float32) / (self.sigma * n)
-        return zero, eps, zero
+        if self.redraw == "every_query":
+            # a fresh threshold per query is not covered by the sparse-vector analysis
+            return zero, jnp.asarray(jnp.inf, jnp.float32), zero
+        # each epoch ended by a hit costs 1/(sigma n) (sparse vector) + 1/(sigma n) (release);
+        # an open epoch has already paid its sparse-vector part
+        epochs = 2.0 * state.budget_used.astype(jnp.float32) + state.aux["epoch_open"]
+        return zero, epochs / (self.sigma * n), zero
 
 
 def thresholdout(
@@ -577,6 +586,27 @@ def thresholdout(
         clip=bool(clip),
         **scales,
     )
+
+
+def thresholdout_theorem(
+    tau: float, max_queries: int, budget: int, beta: float = 0.05
+) -> Thresholdout:
+    """Thresholdout with the theorem's parameters (Dwork et al. NeurIPS'15 / Science'15).
+
+    ``T = 3 tau / 4`` and ``sigma = tau / (96 ln(4 m / beta))``
+    (:func:`theorylab.adaptive.bounds.thresholdout_theorem_parameters`), Laplace noise, the
+    threshold re-drawn after every hit, at most ``budget`` hits and ``max_queries`` queries.
+    The theorem then promises ``|a_i - P[phi_i]| < tau`` for every answer given before the
+    training set has been wrong by ``tau/2`` on ``budget`` queries, once ``n`` exceeds a
+    threshold of order ``ln(m/beta)/tau^2 * min(B, sqrt(B ...))`` whose constants make it
+    ~10^8 for ``tau = 0.1, B = 100`` -- which is why practice uses
+    :func:`thresholdout_science`. The certificate attached to each answer is our DP-route
+    bound (:func:`theorylab.adaptive.bounds.thresholdout_certificate`), not the theorem's.
+    """
+    from theorylab.adaptive.bounds import thresholdout_theorem_parameters
+
+    params = thresholdout_theorem_parameters(tau, max_queries, beta)
+    return thresholdout(params.threshold, params.sigma, budget, max_queries=max_queries, beta=beta)
 
 
 def thresholdout_science(n: int) -> Thresholdout:
