@@ -134,8 +134,6 @@ def test_bad_input():
         A.correlation_attack(key, M.ladder(), n=100, m=10)
     with pytest.raises(ValueError, match="m must be"):
         A.correlation_attack(key, M.naive(), n=100, m=0)
-    with pytest.raises(ValueError, match="features"):
-        A.correlation_attack(key, M.naive(), n=100, m=10, features="gaussian")
     with pytest.raises(TypeError, match="mechanism"):
         A.nonadaptive_random(key, "naive", n=100, m=10)
     with pytest.raises(ValueError, match="n must be <= 4096"):

@@ -336,6 +336,11 @@ def test_sample_split_uses_disjoint_chunks():
     np.testing.assert_array_equal(np.asarray(a[:4]), [1, 1, 1, 1])
     assert not bool(c.answered[4])
     np.testing.assert_allclose(float(c.halfwidth[0]), bounds.split_width(n, m, 0.05), rtol=1e-6)
+    # an invalid (NaN) query is not answered and does not burn a chunk
+    with_nan = np.concatenate([rows[:1], np.full((1, n), np.nan, np.float32), rows[1:4]])
+    a, c, _ = M.answer_rows(mech, M.init_mechanism(mech, jax.random.key(0), n), with_nan)
+    np.testing.assert_array_equal(np.asarray(c.answered), [True, False, True, True, True])
+    np.testing.assert_array_equal(np.asarray(a)[[0, 2, 3, 4]], [1, 1, 1, 1])
 
 
 def test_guess_and_check_budgets_match_bounds():

@@ -136,10 +136,10 @@ def _check_common(key, mechanism, n):
 # ---------------------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=("mechanism", "n", "m", "n_fresh", "features"))
-def _correlation_attack(key, mechanism, n, m, n_fresh, features):
+@functools.partial(jax.jit, static_argnames=("mechanism", "n", "m", "n_fresh"))
+def _correlation_attack(key, mechanism, n, m, n_fresh):
     k_data, k_mech = jax.random.split(key)
-    holdout, train, fresh = _three_sets(k_data, n, m, n_fresh, features)
+    holdout, train, fresh = _three_sets(k_data, n, m, n_fresh, "rademacher")
     state = mech_lib.init_mechanism(mechanism, k_mech, n)
 
     def correlations(data):  # phi_j(x, y) = (1 + x_j y) / 2, in [0, 1] for +-1 features
@@ -152,14 +152,11 @@ def _correlation_attack(key, mechanism, n, m, n_fresh, features):
     w = jnp.where(jnp.isfinite(answers), jnp.sign(answers - 0.5), 0.0)
     acc_h, acc_t, acc_f = (_sign_vote_accuracy(w, s) for s in (holdout, train, fresh))
     a2, cert2, state = _answer(mechanism, state, acc_h[None], acc_t[None])
-    truth = 0.5 if features == "rademacher" else jnp.nan
     return Record(
         reported=jnp.concatenate([answers, a2]),
         holdout=jnp.concatenate([h, acc_h[None]]),
         fresh=jnp.concatenate([f, acc_f[None]]),
-        true=jnp.full((m + 1,), 0.5, jnp.float32)
-        if features == "rademacher"
-        else jnp.full((m + 1,), truth),
+        true=jnp.full((m + 1,), 0.5, jnp.float32),
         answered=jnp.concatenate([cert.answered, cert2.answered]),
         halfwidth=jnp.concatenate([cert.halfwidth, cert2.halfwidth]),
         budget_used=state.budget_used,
@@ -179,17 +176,19 @@ def correlation_attack(
     n: int,
     m: int,
     n_fresh: int | None = None,
-    features: str = "rademacher",
 ) -> Record:
     """The O(n)-query attack on answering with empirical means (spec §2.3).
 
-    Pure noise: ``x`` in ``{-1, +1}^m`` (or standard normal), ``y = +-1`` independent.
+    Pure noise: ``x`` uniform in ``{-1, +1}^m``, ``y = +-1`` independent.
     Round 1 asks the ``m`` correlation queries ``phi_j = (1 + x_j y)/2`` (population value
     1/2); round 2 asks the accuracy of ``h(x) = sign(sum_j sign(a_j - 1/2) x_j)``, whose
     population value is exactly 1/2. With naive answering the reported accuracy is about
-    ``Phi(sqrt(2m/(pi n)))`` (0.79 at ``m = n = 10^4``), with Gaussian noise ``sigma``
-    about ``Phi(sqrt(2m/(pi n (1 + n sigma^2))))``
-    (:func:`theorylab.adaptive.bounds.correlation_attack_accuracy`).
+    ``Phi(sqrt(2m/(pi n)))`` (0.79 at ``m = n = 10^4``), with Gaussian noise ``sigma`` on
+    each SQ about ``Phi(sqrt(2m/(pi n (1 + 4 n sigma^2))))``
+    (:func:`theorylab.adaptive.bounds.correlation_attack_accuracy`, whose noise is on the
+    correlation scale: Gaussian noise ``sigma`` on the SQ is ``2 sigma`` there).
+    :func:`theorylab.adaptive.experiments.correlation_attack` is a specialised version
+    (naive/Gaussian only, prefix grids over ``m``).
 
     Returns a :class:`Record` of ``m + 1`` queries; ``final`` holds the attack classifier's
     reported, holdout, fresh and true accuracy. Memory: three ``[n, m]`` float32 matrices.
@@ -197,14 +196,7 @@ def correlation_attack(
     n = _check_common(key, mechanism, n)
     m = check_int(m, "m", min_value=1)
     n_fresh = n if n_fresh is None else check_int(n_fresh, "n_fresh", min_value=1)
-    if features not in ("rademacher", "gaussian"):
-        raise ValueError(f"features must be 'rademacher' or 'gaussian'; got {features!r}")
-    if features == "gaussian":
-        raise ValueError(
-            "features='gaussian' makes x_j y unbounded, so (1 + x_j y)/2 is not a statistical "
-            "query; use 'rademacher'"
-        )
-    return _correlation_attack(key, mechanism, n, m, n_fresh, features)
+    return _correlation_attack(key, mechanism, n, m, n_fresh)
 
 
 # ---------------------------------------------------------------------------------------------

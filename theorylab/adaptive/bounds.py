@@ -751,11 +751,13 @@ def correlation_attack_accuracy(n, m, sigma=0.0) -> float:
     Spec §2.3 (closed form derived there, acceptance check A3): m correlation SQs on pure
     noise x ∈ {±1}^d, answers perturbed by noise of standard deviation σ (σ = 0: naive
     empirical means); the sign-vote classifier's holdout accuracy. Its true accuracy is 0.5.
+    σ is the noise on the *correlation* ``c_j = x_j·y`` (range [−1, 1]); noise σ' on the
+    statistical query ``(1 + x_j y)/2`` is ``σ = 2σ'`` here.
 
     Args:
       n: holdout size (int ≥ 1).
       m: number of correlation queries (int ≥ 1).
-      sigma: answer-noise standard deviation (≥ 0).
+      sigma: noise standard deviation on the correlation scale (≥ 0).
     """
     n, m, sigma = _n(n), _n(m, "m"), _nonneg(sigma, "sigma")
     z = math.sqrt(2.0 * m / (math.pi * n * (1.0 + n * sigma * sigma)))

@@ -781,7 +781,9 @@ def correlation_attack(
     on the *correlation* ``c_j = 2 phi_j - 1``, i.e. ``s = 2 sigma`` for noise ``sigma`` on the
     SQ: ``Phi(sqrt(2m / (pi n (1 + 4 n sigma^2))))``. (Spec §2.3's table -- 0.714 at
     ``n = m = 10^4``, ``sigma = 0.01`` -- adds the noise to the correlation, ``s = sigma``.)
-    Its true accuracy is exactly 0.5.
+    Its true accuracy is exactly 0.5. This version is specialised to naive/Gaussian answering
+    with prefix grids; :func:`theorylab.adaptive.analysts.correlation_attack` runs the same
+    attack against any mechanism and records every answer with its certificate.
 
     Args:
       key: PRNG key. n: holdout size. m: number of correlation queries (= dimension).

@@ -278,7 +278,8 @@ class SampleSplit(Mechanism):
 
     def step(self, state, key, holdout_mean, train_mean, rows, n):
         chunk = n // self.max_queries
-        start = jnp.minimum(state.count, self.max_queries - 1) * chunk
+        # chunk index = answers so far (an invalid, unanswered query does not burn a chunk)
+        start = jnp.minimum(state.answered, self.max_queries - 1) * chunk
         part = jax.lax.dynamic_slice_in_dim(rows, start, chunk)
         answer = jnp.mean(part)
         return answer, 0.0, 0, state.aux, state.answered + 1 >= self.max_queries
@@ -881,12 +882,7 @@ def init_mechanism(mechanism: Mechanism, key, n: int, dtype=jnp.float32) -> Mech
     """
     _check_mechanism(mechanism)
     n = check_int(n, "n", min_value=1)
-    if jnp.issubdtype(getattr(key, "dtype", jnp.float32), jax.dtypes.prng_key) or (
-        hasattr(key, "shape") and key.shape == (2,)
-    ):
-        if not isinstance(key, jax.core.Tracer):
-            check_key(key)
-    else:
+    if not isinstance(key, jax.core.Tracer):  # under vmap/jit the key is traced
         check_key(key)
     max_q = mechanism.max_queries_or_none()
     if isinstance(mechanism, SampleSplit) and n < max_q:
