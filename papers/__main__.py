@@ -1,8 +1,12 @@
-"""``python -m papers [--list] [NAME ... | --all] [--quick | --full] [--out DIR] [--seed S]``."""
+"""``python -m papers [--list] [NAME ... | --all] [--quick | --full] [--out DIR] [--seed S]
+[--jobs J]``."""
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import multiprocessing
+import os
 import sys
 from pathlib import Path
 
@@ -39,7 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="papers run at once, each in its own process (default 0: one per CPU core; "
+        "1: one after another in this process)",
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 0:
+        print(f"error: --jobs must be >= 0; got {args.jobs}", file=sys.stderr)
+        return 2
     registry = discover()
 
     if args.list:
@@ -64,20 +78,41 @@ def main(argv: list[str] | None = None) -> int:
         print("no papers registered yet: nothing to run")
         return 0
     scale_name = args.scale or "quick"
+    jobs = args.jobs or (os.cpu_count() or 1)
+    jobs = min(jobs, len(names))
+    tasks = []
     for name in names:
         if args.out is None:
             out = None
         else:
             out = args.out / name if len(names) > 1 else args.out
-        record = run_paper(
-            name, scale=scale_name, out=out, seed=args.seed, show_progress=not args.no_progress
-        )
-        where = out if out is not None else Path("results") / name
-        print(
-            f"[{name}] {scale_name} run finished in {record['elapsed_s']:.1f}s -> "
-            f"{where}/figure.png, {where}/results.json"
-        )
+        tasks.append((name, scale_name, out, args.seed, not args.no_progress))
+    if jobs == 1:
+        for task in tasks:
+            _report(*_run_one(*task))
+        return 0
+    # separate processes (spawned, so no JAX state is forked); results print as they finish
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        futures = [pool.submit(_run_one, *task) for task in tasks]
+        for future in concurrent.futures.as_completed(futures):
+            _report(*future.result())
     return 0
+
+
+def _run_one(name, scale_name, out, seed, show_progress):
+    discover()
+    record = run_paper(name, scale=scale_name, out=out, seed=seed, show_progress=show_progress)
+    return name, scale_name, out, record["elapsed_s"]
+
+
+def _report(name, scale_name, out, elapsed):
+    where = out if out is not None else Path("results") / name
+    print(
+        f"[{name}] {scale_name} run finished in {elapsed:.1f}s -> "
+        f"{where}/figure.png, {where}/results.json",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -72,20 +72,30 @@ def _coverage(record, width):
 
 
 def test_certificate_coverage_under_attack():
-    """A7: over 200 seeds of the correlation attack (n = 2000, m = 100), every answer of
-    Guess-and-Check and of sample splitting lies within its certificate in >= 95 % of runs
-    (the certificates are valid whatever the analyst does; binomial FPR of the 0.95 cut at a
-    true coverage >= 0.99 is < 1e-3). The broken variant: naive answers judged with the
-    non-adaptive Hoeffding width sqrt(ln(2m/beta)/(2n)) = 0.046 -- the attack's final query
-    overshoots it (closed form 0.071) in most runs."""
-    n, m, seeds = 2000, 100, 200
+    """A7: over 100 seeds of the correlation attack (n = 2000, m = 400), every answer of
+    Guess-and-Check lies within its certificate tau = 0.1 in >= 95 % of runs. The guarantee is
+    >= 0.95 whatever the analyst does; the bound is loose (measured 1.0), and if the true
+    coverage is >= 0.99 the 95/100 cut fails with probability < 2e-3. (At this n the check's
+    failure budget runs out near m = 400, so later queries, including the attack's final one,
+    may be refused: refusing is how G&C stays valid.)
+
+    Broken variants, judged by the same check on the same seeds: (1) releasing the guesses
+    without the holdout check (Thresholdout with T = inf returns exactly the training
+    answers): the attack classifier then overfits the *training* set and its guessed accuracy
+    is ~Phi(sqrt(2m/(pi n))) = 0.64 against a truth of 0.5, beyond tau; (2) naive answers at
+    m = 100 judged with the non-adaptive Hoeffding width sqrt(ln(2m/beta)/(2n)) = 0.046: the
+    attack's final query overshoots it (closed form 0.071) in most of 200 runs."""
+    n, m, seeds = 2000, 400, 100
     keys = jax.random.split(jax.random.key(3), seeds)
     rec = A.run_seeds(A.correlation_attack, keys, M.guess_and_check(0.1), n=n, m=m)
     hw = np.asarray(rec.halfwidth)
     assert np.all(hw[np.asarray(rec.answered)] == pytest.approx(0.1))
     assert _coverage(rec, hw) >= 0.95
-    naive = A.run_seeds(A.correlation_attack, keys, M.naive(), n=n, m=m)
-    hoeffding = bounds.hoeffding_width(n, m + 1, 0.05)
+    unchecked = A.run_seeds(A.correlation_attack, keys, M.thresholdout(math.inf, 0.01), n=n, m=m)
+    assert _coverage(unchecked, 0.1) < 0.5
+    keys = jax.random.split(jax.random.key(4), 200)
+    naive = A.run_seeds(A.correlation_attack, keys, M.naive(), n=n, m=100)
+    hoeffding = bounds.hoeffding_width(n, 100 + 1, 0.05)
     assert _coverage(naive, hoeffding) < 0.5
 
 

@@ -98,14 +98,47 @@ def test_exhausted_guard_returns_unanswered_and_ignores_holdout():
     assert bool(jnp.all(jnp.isnan(out1[0]))) and bool(guard.ledger(out1[2]).exhausted)
 
 
-def test_traced_invalid_values_are_unanswered():
-    """Values outside [0, 1] produced inside the trace cannot raise: not answered, no cost."""
+def test_traced_values_are_sanitised_not_refused():
+    """Values outside [0, 1] produced inside the guard are clipped (NaN -> 0), never refused:
+    whether a query is answered must not depend on the holdout (a refusal flag would be a
+    noise-free membership test). Naive answers equal the means of the clipped values."""
     holdout = _data(0)
     params = jax.random.normal(jax.random.key(2), (3, D))
-    state = guard.init(jax.random.key(3), holdout, mechanism=M.gaussian(0.01, max_queries=5))
-    a, c, state = guard.query(state, out_of_range, params)
-    assert not bool(jnp.any(c.answered)) and bool(jnp.all(jnp.isnan(a)))
-    assert int(guard.ledger(state).answered) == 0
+    state = guard.init(jax.random.key(3), holdout, mechanism=M.naive())
+    a, c, _ = guard.query(state, out_of_range, params)
+    assert bool(jnp.all(c.answered))
+    x, _ = holdout
+    expected = jnp.mean(jnp.clip(x @ params.T, 0.0, 1.0), axis=0)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(expected), rtol=1e-6)
+
+
+def membership(t, row):
+    """An attacker's query: 2.0 (invalid) exactly on holdout rows whose first feature is t."""
+    x, _ = row
+    return jnp.where(x[0] == t, 2.0, 0.5)
+
+
+def test_answered_flag_does_not_reveal_membership():
+    """The reviewer's attack: a query that is invalid only on one specific holdout row. The
+    certificates (answered flags) must be identical whether or not the row is present."""
+    holdout = _data(0)
+    x, _ = holdout
+    targets = jnp.asarray([x[17, 0], 12345.0])  # the first is a holdout value, the second not
+    state = guard.init(jax.random.key(3), holdout, mechanism=M.gaussian(0.1, max_queries=100))
+    _, c, st_ = guard.query(state, membership, targets)
+    np.testing.assert_array_equal(np.asarray(c.answered), [True, True])
+    assert int(guard.ledger(st_).answered) == 2
+
+
+@pytest.mark.x64
+def test_float64_guard():
+    holdout, train = _data(0), _data(1)
+    holdout = jax.tree_util.tree_map(lambda v: v.astype(jnp.float64), holdout)
+    params = jax.random.normal(jax.random.key(2), (4, D), jnp.float64)
+    state = guard.init(jax.random.key(3), holdout, train=train, dtype=jnp.float64,
+                       mechanism=M.thresholdout(0.04, 0.01, budget=2))
+    a, _, _ = guard.query(state, accuracy, params)
+    assert a.dtype == jnp.float64
 
 
 def test_reusable_holdout_object_never_exposes_data_or_key():
@@ -149,6 +182,8 @@ def test_bad_input():
         guard.init(jax.random.key(0), (jnp.zeros((5, 3)), jnp.zeros(4)), mechanism=mech)
     with pytest.raises(TypeError, match="mechanism"):
         guard.init(jax.random.key(0), holdout, mechanism="naive")
+    with pytest.raises(TypeError, match="dtype"):
+        guard.init(jax.random.key(0), holdout, mechanism=mech, dtype=jnp.int32)
     state = guard.init(jax.random.key(0), holdout, mechanism=mech)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         guard.query(state, jnp.full((2, N), 1.5))

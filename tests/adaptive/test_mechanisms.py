@@ -72,7 +72,7 @@ def test_batch_equals_sequential_and_jit_equals_eager(name):
     _tree_equal(batch[2], seq_state)
     with jax.disable_jit():
         eager = M.answer_means(mech, state, h[:8], t[:8])
-    np.testing.assert_allclose(np.asarray(eager[0]), np.asarray(batch[0][:8]), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(eager[0]), np.asarray(batch[0][:8]), rtol=1e-5)
     np.testing.assert_array_equal(np.asarray(eager[1].answered), np.asarray(batch[1].answered[:8]))
 
 
@@ -343,6 +343,24 @@ def test_sample_split_uses_disjoint_chunks():
     np.testing.assert_array_equal(np.asarray(a)[[0, 2, 3, 4]], [1, 1, 1, 1])
 
 
+def _grid_values(gamma):
+    """Number of distinct values clip(round(h/gamma) gamma, 0, 1) takes for h in [0, 1]
+    (brute force on a fine grid -- independent of the mechanism's closed form)."""
+    h = np.linspace(0.0, 1.0, 200_001)
+    return len(np.unique(np.round(np.clip(np.round(h / gamma) * gamma, 0, 1), 9)))
+
+
+@pytest.mark.parametrize("gamma", [0.35, 0.26, 0.1, 0.07, 0.5, 0.9])
+def test_guess_and_check_grid_count(gamma):
+    """The transcript count uses round(1/gamma) + 1 grid values (ceil(1/gamma) undercounts,
+    e.g. 4 values at gamma = 0.35), and released values stay in [0, 1]."""
+    assert round(1 / gamma) + 1 == _grid_values(gamma)
+    mech = M.guess_and_check(0.5)
+    state = M.init_mechanism(mech, jax.random.key(0), 104)
+    a, c, _ = M.answer_means(mech, state, jnp.asarray([1.0, 0.0]), jnp.asarray([0.0, 1.0]))
+    assert bool(jnp.all(c.answered)) and bool(jnp.all((a >= 0) & (a <= 1)))
+
+
 def test_guess_and_check_budgets_match_bounds():
     """Per-query beta_i and grid against the host formulas in bounds (independent code)."""
     mech = M.guess_and_check(0.1)
@@ -364,9 +382,10 @@ def test_guess_and_check_budgets_match_bounds():
             assert float(a[i]) == float(t[i])
         else:
             gamma = bounds.guess_and_check_grid(4000, 0.1, beta_i)
-            np.testing.assert_allclose(float(a[i]), round(float(h[i]) / gamma) * gamma, atol=1e-5)
+            released = min(max(round(float(h[i]) / gamma) * gamma, 0.0), 1.0)
+            np.testing.assert_allclose(float(a[i]), released, atol=1e-5)
             failures += 1
-            log_gamma += math.log(math.ceil(1 / gamma))
+            log_gamma += math.log(_grid_values(gamma))
     assert failures >= 5
 
 
@@ -450,3 +469,33 @@ def test_bad_input():
     with pytest.raises(ValueError, match="columns"):
         mech = M.ladder()
         M.answer_rows(mech, M.init_mechanism(mech, jax.random.key(0), 10), jnp.zeros((2, 11)))
+
+
+EXHAUSTIBLE = {
+    "gaussian": M.gaussian(0.01, max_queries=5),
+    "laplace": M.laplace(0.01, max_queries=5),
+    "thresholdout": M.thresholdout(0.01, 0.001, budget=3),
+    "sparse_validate": M.sparse_validate(0.5, max_queries=50, budget=3),
+    "ladder": M.ladder(step=0.01, max_queries=5),
+    "guess_and_check": M.guess_and_check(0.05),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXHAUSTIBLE))
+def test_after_exhaustion_nothing_depends_on_the_holdout(name):
+    """A5 for every budgeted mechanism: drive it to exhaustion, then feed two different
+    holdout means: answers, certificates and states are bit-identical, and nothing is
+    answered."""
+    mech = EXHAUSTIBLE[name]
+    rng = np.random.default_rng(10)
+    h = jnp.asarray(rng.uniform(0.0, 1.0, 60), jnp.float32)  # far from train: hits/failures
+    t = jnp.asarray(rng.uniform(0.0, 1.0, 60), jnp.float32)
+    state = M.init_mechanism(mech, jax.random.key(0), 300)
+    end = M.answer_means(mech, state, h, t)[2]
+    assert bool(end.exhausted), name
+    h2 = jnp.asarray(rng.uniform(0.0, 1.0, 10), jnp.float32)
+    out1 = M.answer_means(mech, end, h[:10], t[:10])
+    out2 = M.answer_means(mech, end, h2, t[:10])
+    _tree_equal(out1, out2)
+    assert not bool(jnp.any(out1[1].answered))
+    assert bool(M.ledger(mech, out1[2]).exhausted)

@@ -462,7 +462,10 @@ class Summary(NamedTuple):
         where the reference is the population value when known, else the fresh value.
       halfwidth: the smallest certified half-width among answered queries (inf: none).
       coverage: every answered query within its half-width of the reference (only
-        meaningful where ``halfwidth`` is finite and the reference is the population value).
+        meaningful where ``halfwidth`` is finite, the reference is the population value, and
+        the certificate bounds ``|answer - P[phi]|`` -- not for SparseValidate, whose answers
+        are decisions with a margin, nor for the Ladder, whose bound is on the running
+        minimum).
       answered_fraction: fraction of queries answered.
       budget_used: the mechanism's budget spent.
       final: the analyst's ``final`` dict (per seed).

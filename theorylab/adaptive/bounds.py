@@ -870,14 +870,15 @@ def guess_and_check_beta(beta, i, failures, log_gamma_sum=0.0) -> float:
     """Per-query failure probability of Guess-and-Check (Rogers et al. AISTATS'20).
 
     β_i = β·w(i)·w(f)/N with w(x) = (x + 1)^{−2}/ζ(2) = 6/(π²(x + 1)²) and
-    ln N = ln C(i, f) + Σ_{past failures j} ln⌈1/γ_j⌉ (the number of transcripts still
+    ln N = ln C(i, f) + Σ_{past failures j} ln(round(1/γ_j) + 1) (the number of transcripts still
     possible). Since Σ_x w(x) = 1, summing β_i over all queries and transcripts gives ≤ β.
 
     Args:
       beta: total failure probability in (0, 1).
       i: 0-based query index (int ≥ 0).
       failures: number f of failures before query i (int, 0 ≤ f ≤ i).
-      log_gamma_sum: Σ ln⌈1/γ_j⌉ over past failures (≥ 0).
+      log_gamma_sum: Σ ln(number of grid values) over past failures, i.e.
+        Σ ln(round(1/γ_j) + 1) for a grid of step γ_j on [0, 1] (≥ 0).
 
     Returns:
       β_i as a float (computed in log space; may underflow to 0.0 for astronomically many
@@ -905,7 +906,8 @@ def guess_and_check_grid(n, tau, beta_i) -> float:
     """Largest rounding grid step γ with 2n(τ − γ)² ≥ ln(2/β_i): γ = τ − √(ln(2/β_i)/(2n)).
 
     Rogers et al. (AISTATS'20), Guess-and-Check failure branch (spec §1.6): the holdout
-    answer is rounded to a multiple of γ so that a failure reveals ⌈1/γ⌉ possibilities. A
+    answer is rounded to a multiple of γ (clipped to [0, 1]) so that a failure reveals one of
+    round(1/γ) + 1 values. A
     value ≤ 0 means no valid grid exists and the mechanism must halt.
 
     Args:

@@ -10,6 +10,15 @@ Functional core (jit-able, spec §4.1)::
 and a small object layer, :class:`ReusableHoldout`, that owns the holdout and the state so
 that neither the rows nor the PRNG key can leak or be reused through its API.
 
+Trust model: a :class:`GuardState` is an ordinary pytree that contains the holdout and the
+noise key, and re-using an *old* state re-uses its noise keys (query ``i`` always draws from
+``fold_in(key, i)``), which lets differences of answers cancel the noise while each branch's
+ledger counts only its own queries. The certificates therefore assume that the analyst never
+reads the state and never branches it -- true when the code that holds the state is the
+experiment harness and the analyst only sees answers. For an untrusted analyst hand out a
+:class:`ReusableHoldout` (Python cannot make its private attribute truly unreachable, but no
+public method exposes data or key, and it cannot be copied or pickled).
+
 Queries:
 
 - a JAX function ``phi(row) -> [0, 1]`` (one query) or ``phi(param, row)`` with a batch of
@@ -19,9 +28,11 @@ Queries:
   ``train_values`` ``[q, n_train]`` for mechanisms that answer from a training set.
 
 Query values must lie in ``[0, 1]`` (a statistical query). Concrete arrays outside ``[0, 1]``
-or with NaN raise ``ValueError``; values produced by ``phi`` inside a trace cannot raise, so a
-query with any value outside ``[0, 1]`` or NaN is *not answered* (``answered=False``,
-``answer=nan``) and costs nothing. Values are never clipped silently.
+or with NaN raise ``ValueError`` (the caller computed them, so the error reveals nothing new).
+Values produced by ``phi`` inside the guard are *sanitised* instead: clipped to ``[0, 1]``, NaN
+counted as 0. The guard cannot refuse or flag such a query: whether some holdout row gives an
+invalid value is itself information about the holdout, released without noise and without
+charge (a refusal flag would be an exact membership test). So make ``phi`` map into [0, 1].
 
 Within a batch the queries are non-adaptive, but the mechanisms process them in order with
 ``lax.scan``, so a batch gives bit-identically the answers of the same queries submitted one
@@ -39,7 +50,7 @@ import numpy as np
 
 from theorylab.adaptive import mechanisms as mech_lib
 from theorylab.adaptive.mechanisms import Certificate, Ledger, Mechanism, MechState
-from theorylab.core.checks import check_array, check_key, describe
+from theorylab.core.checks import check_array, check_key, describe, require_x64
 
 __all__ = ["GuardState", "ReusableHoldout", "init", "ledger", "query"]
 
@@ -54,12 +65,14 @@ class GuardState:
       train: pytree of training arrays (leading axis ``n_train``) or None.
       mech: the mechanism's :class:`~theorylab.adaptive.mechanisms.MechState`.
       mechanism: the mechanism (static).
+      dtype: float dtype of query values and answers (static).
     """
 
     holdout: Any
     train: Any
     mech: MechState
     mechanism: Mechanism = dataclasses.field(metadata={"static": True})
+    dtype: Any = dataclasses.field(default=np.dtype(np.float32), metadata={"static": True})
 
     def __repr__(self) -> str:  # never print the data
         return f"GuardState(mechanism={self.mechanism!r}, n={self.mech.n})"
@@ -95,7 +108,7 @@ def _as_arrays(tree, name):
     return jax.tree_util.tree_map(convert, tree)
 
 
-def init(key, holdout, *, mechanism: Mechanism, train=None) -> GuardState:
+def init(key, holdout, *, mechanism: Mechanism, train=None, dtype=jnp.float32) -> GuardState:
     """Guard ``holdout`` behind ``mechanism``.
 
     Args:
@@ -105,6 +118,8 @@ def init(key, holdout, *, mechanism: Mechanism, train=None) -> GuardState:
       train: optional training data (same structure, any number of rows); required by
         mechanisms that answer from a training set (Thresholdout, Guess-and-Check) when
         queries are functions.
+      dtype: float dtype in which query values are averaged and answered (float32 default;
+        float64 needs ``jax_enable_x64``).
 
     Returns:
       a :class:`GuardState`.
@@ -121,8 +136,13 @@ def init(key, holdout, *, mechanism: Mechanism, train=None) -> GuardState:
         _num_rows(train, "train")
         if jax.tree_util.tree_structure(train) != jax.tree_util.tree_structure(holdout):
             raise ValueError("train must have the same pytree structure as holdout")
-    mech = mech_lib.init_mechanism(mechanism, key, n)
-    return GuardState(holdout=holdout, train=train, mech=mech, mechanism=mechanism)
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        raise TypeError(f"dtype must be a float dtype; got {dtype}")
+    if dtype == np.float64:
+        require_x64("guard.init(dtype=float64)")
+    mech = mech_lib.init_mechanism(mechanism, key, n, dtype)
+    return GuardState(holdout=holdout, train=train, mech=mech, mechanism=mechanism, dtype=dtype)
 
 
 def _values_of(phi, params, data):
@@ -132,38 +152,39 @@ def _values_of(phi, params, data):
     return jax.vmap(lambda p: jax.vmap(lambda row: phi(p, row))(data))(params)
 
 
-def _invalidate(values):
-    """Means per query, NaN where any value is outside [0, 1] or not finite."""
-    ok = jnp.all((values >= 0) & (values <= 1), axis=1)  # NaN compares False
-    return jnp.where(ok, jnp.mean(values, axis=1), jnp.nan)
+def _sanitize(values, dtype):
+    """Per-row values clipped to [0, 1], NaN -> 0 (decided row by row, never per query: a
+    per-query refusal would reveal, noise-free, whether some holdout row is invalid)."""
+    values = values.astype(dtype)
+    return jnp.clip(jnp.where(jnp.isnan(values), 0.0, values), 0.0, 1.0)
 
 
-def _core(mechanism, mech_state, holdout_values, train_values):
-    holdout_values = holdout_values.astype(jnp.result_type(holdout_values.dtype, jnp.float32))
-    h = _invalidate(holdout_values)
-    t = None if train_values is None else _invalidate(train_values.astype(h.dtype))
+def _core(mechanism, dtype, mech_state, holdout_values, train_values):
+    holdout_values = _sanitize(holdout_values, dtype)
+    h = jnp.mean(holdout_values, axis=1)
+    t = None if train_values is None else jnp.mean(_sanitize(train_values, dtype), axis=1)
     if t is None and mechanism.needs_train:
         t = jnp.full_like(h, jnp.nan)  # cannot answer: no training data
     if mechanism.needs_rows:
-        rows = jnp.where(jnp.isfinite(h)[:, None], holdout_values, jnp.nan)
         return mech_lib._scan_queries(
-            mechanism, mech_state.n, mech_state, h, jnp.zeros_like(h) if t is None else t, rows
+            mechanism, mech_state.n, mech_state, h, jnp.zeros_like(h) if t is None else t,
+            holdout_values,
         )
     return mech_lib._scan_queries(
         mechanism, mech_state.n, mech_state, h, jnp.zeros_like(h) if t is None else t, None
     )
 
 
-_core_jit = jax.jit(_core, static_argnums=0)
+_core_jit = jax.jit(_core, static_argnums=(0, 1))
 
 
-def _fn_core(mechanism, phi, mech_state, holdout, train, params):
+def _fn_core(mechanism, dtype, phi, mech_state, holdout, train, params):
     hv = _values_of(phi, params, holdout)
     tv = None if train is None else _values_of(phi, params, train)
-    return _core(mechanism, mech_state, hv, tv)
+    return _core(mechanism, dtype, mech_state, hv, tv)
 
 
-_fn_core_jit = jax.jit(_fn_core, static_argnums=(0, 1))
+_fn_core_jit = jax.jit(_fn_core, static_argnums=(0, 1, 2))
 
 
 def _check_values(values, name, n=None):
@@ -221,7 +242,7 @@ def query(state: GuardState, queries, params=None, *, train_values=None, jit: bo
             )
         fn = _fn_core_jit if jit else _fn_core
         answers, certs, mech = fn(
-            mechanism, queries, state.mech, state.holdout, state.train, params
+            mechanism, state.dtype, queries, state.mech, state.holdout, state.train, params
         )
     else:
         if params is not None:
@@ -240,7 +261,7 @@ def query(state: GuardState, queries, params=None, *, train_values=None, jit: bo
                 "given as values"
             )
         fn = _core_jit if jit else _core
-        answers, certs, mech = fn(mechanism, state.mech, hv, tv)
+        answers, certs, mech = fn(mechanism, state.dtype, state.mech, hv, tv)
     return answers, certs, dataclasses.replace(state, mech=mech)
 
 
@@ -267,8 +288,8 @@ class ReusableHoldout:
 
     __slots__ = ("__state",)
 
-    def __init__(self, key, holdout, *, mechanism: Mechanism, train=None):
-        self.__state = init(key, holdout, mechanism=mechanism, train=train)
+    def __init__(self, key, holdout, *, mechanism: Mechanism, train=None, dtype=jnp.float32):
+        self.__state = init(key, holdout, mechanism=mechanism, train=train, dtype=dtype)
 
     def query(self, queries, params=None, *, train_values=None) -> tuple[Any, Certificate]:
         """Answer queries (see :func:`query`); returns ``(answers, certificates)``."""

@@ -104,7 +104,7 @@ class Certificate(NamedTuple):
         SparseValidate it is the margin of the decision, see :func:`sparse_validate`).
       beta: failure probability of the certificate (joint over all answers of the run for
         the DP-based mechanisms, per answer for Guess-and-Check).
-      index: global query index (0-based) -- with the state's key this re-derives the noise.
+      index: global query index (0-based) of the answer.
       noise_scale: scale of the noise added to this answer (0 when none).
       budget_used: budget spent after this query (hits, failures, ladder updates).
       method: integer code of the mechanism (``METHOD_CODES``).
@@ -160,7 +160,10 @@ class Ledger(NamedTuple):
       budget_used / budget_left: the mechanism's budget (``inf`` if it has none).
       exhausted: sticky exhaustion flag.
       rho: zCDP spent (Gaussian answers: ``sum 1/(2 n^2 sigma^2)``), 0 otherwise.
-      epsilon: pure-DP epsilon spent by basic composition (Laplace answers ``1/(b n)``,
+      epsilon: pure-DP epsilon spent by basic composition (``inf``: exposure not bounded --
+        naive answers, the parameter-free Ladder, Thresholdout outside the Laplace
+        sparse-vector setting; 0 for sample splitting, which never reuses a row; Laplace
+        answers ``1/(b n)``,
         Laplace Thresholdout ``2/(sigma n)`` per above-threshold event plus ``1/(sigma n)`` for
         an open sparse-vector epoch; ``inf`` with ``redraw="every_query"``, which the
         sparse-vector analysis does not cover), 0 otherwise.
@@ -217,6 +220,14 @@ class Mechanism:
         return zero, zero, zero
 
 
+def _unaccounted(state):
+    """Ledger entry of a mechanism whose holdout exposure is not bounded: epsilon = inf once
+    something has been answered (an empirical mean has unbounded privacy loss)."""
+    zero = jnp.zeros((), jnp.float32)
+    eps = jnp.where(state.answered > 0, jnp.inf, 0.0).astype(jnp.float32)
+    return zero, eps, zero
+
+
 def _laplace(key, scale, dtype):
     return scale * jax.random.laplace(key, (), dtype)
 
@@ -245,6 +256,9 @@ class Naive(Mechanism):
         if self.decimals is not None:
             answer = jnp.round(answer, self.decimals)
         return answer, 0.0, 0, state.aux, False
+
+    def ledger_terms(self, state, n):
+        return _unaccounted(state)
 
 
 def naive(decimals: int | None = None) -> Naive:
@@ -452,6 +466,7 @@ class Thresholdout(Mechanism):
             or self.max_queries is None
             or not default_scales
             or not math.isfinite(self.threshold)
+            or self.redraw != "on_hit"
         ):
             return math.inf, 1.0
         from theorylab.adaptive.bounds import thresholdout_certificate
@@ -506,11 +521,15 @@ class Thresholdout(Mechanism):
 
     def ledger_terms(self, state, n):
         zero = jnp.zeros((), jnp.float32)
-        if self.noise != "laplace":
-            return zero, zero, zero
-        if self.redraw == "every_query":
-            # a fresh threshold per query is not covered by the sparse-vector analysis
-            return zero, jnp.asarray(jnp.inf, jnp.float32), zero
+        default_scales = (
+            self.threshold_scale is None
+            and self.compare_scale is None
+            and self.release_scale is None
+        )
+        if self.noise != "laplace" or self.redraw == "every_query" or not default_scales:
+            # Gaussian noise, a fresh threshold per query, or custom (possibly zero) scales are
+            # not covered by the pure-DP sparse-vector analysis: report "not accounted"
+            return _unaccounted(state)
         # each epoch ended by a hit costs 1/(sigma n) (sparse vector) + 1/(sigma n) (release);
         # an open epoch has already paid its sparse-vector part
         epochs = 2.0 * state.budget_used.astype(jnp.float32) + state.aux["epoch_open"]
@@ -744,8 +763,8 @@ class Ladder(Mechanism):
 
     def ledger_terms(self, state, n):
         zero = jnp.zeros((), jnp.float32)
-        if self.step_size is None:
-            return zero, zero, zero
+        if self.step_size is None:  # releases exact losses: not accounted
+            return _unaccounted(state)
         # each update releases a multiple of eta in [0, 1]: log2(1/eta + 1) bits
         bits = state.budget_used.astype(jnp.float32) * math.log2(1.0 / self.step_size + 1.0)
         return zero, zero, bits
@@ -816,12 +835,14 @@ class GuessAndCheck(Mechanism):
         gamma = self.tau - width
         halt = jnp.logical_and(~ok, gamma <= 0)
         safe_gamma = jnp.where(gamma > 0, gamma, 1.0)
-        rounded = jnp.round(holdout_mean / safe_gamma) * safe_gamma
+        # a failure releases k * gamma, k = round(E_h / gamma) in {0, ..., round(1/gamma)},
+        # clipped to [0, 1] (clipping moves towards E_h): round(1/gamma) + 1 possible values
+        rounded = jnp.clip(jnp.round(holdout_mean / safe_gamma) * safe_gamma, 0.0, 1.0)
         answer = jnp.where(ok, guess, rounded)
         failed = jnp.logical_and(~ok, ~halt)
         aux = {
             "log_gamma_sum": state.aux["log_gamma_sum"]
-            + jnp.where(failed, jnp.log(jnp.ceil(1.0 / safe_gamma)), 0.0),
+            + jnp.where(failed, jnp.log(jnp.round(1.0 / safe_gamma) + 1.0), 0.0),
             "beta_i": beta_i,
         }
         # a halting query is not answered: signal exhaustion *before* the answer
@@ -830,7 +851,7 @@ class GuessAndCheck(Mechanism):
 
     def ledger_terms(self, state, n):
         zero = jnp.zeros((), jnp.float32)
-        # transcript = failure positions + grid values: log2 C(i, f) + sum log2 ceil(1/gamma)
+        # transcript = failure positions + grid values: log2 C(i, f) + sum log2 (#grid values)
         i = state.count.astype(jnp.float32)
         f = state.budget_used.astype(jnp.float32)
         log_choose = gammaln(i + 1.0) - gammaln(f + 1.0) - gammaln(i - f + 1.0)
@@ -843,13 +864,15 @@ def guess_and_check(tau: float, beta: float = 0.05, guess_sigma: float = 0.0) ->
 
     The guess is the training-set answer (plus optional ``N(0, guess_sigma^2)`` noise). Query
     ``i`` after ``f`` failures gets the failure probability ``beta_i = beta w(i) w(f) / N``
-    (``w(x) = 6/(pi^2 (x+1)^2)``, ``N = C(i, f) prod_j ceil(1/gamma_j)`` counts the possible
-    transcripts) and the holdout width ``c_i = sqrt(ln(2/beta_i)/(2n))`` (Hoeffding; the
-    authors use an exact-MGF bound, slightly tighter -- documented deviation). If
+    (``w(x) = 6/(pi^2 (x+1)^2)``, ``N = C(i, f) prod_j (round(1/gamma_j) + 1)`` counts the
+    possible transcripts) and the holdout width ``c_i = sqrt(ln(2/beta_i)/(2n))`` (Hoeffding;
+    the authors use an exact-MGF bound, slightly tighter -- documented deviation). If
     ``|guess - E_h| <= tau - c_i`` the guess is released; else ("failure") ``E_h`` rounded to
-    the grid ``gamma = tau - c_i`` is released. Either way ``|answer - P[phi]| <= tau`` except
-    with probability ``beta_i`` (``sum_i beta_i <= beta``). When ``gamma <= 0`` the mechanism
-    halts (exhausted).
+    the grid ``gamma = tau - c_i`` and clipped to [0, 1] is released; that grid has
+    ``round(1/gamma) + 1`` values on [0, 1] (the authors' code counts ``ceil(1/gamma)``, one
+    too few for some gamma, e.g. 4 values for gamma = 0.35 -- corrected here). Either way
+    ``|answer - P[phi]| <= tau`` except with probability ``beta_i`` (``sum_i beta_i <= beta``).
+    When ``gamma <= 0`` the mechanism halts (exhausted).
     """
     tau = check_float(tau, "tau", min_value=0.0, max_value=1.0, min_inclusive=False)
     beta = check_float(
