@@ -10,7 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from papers._harness import discover, run_paper
+from papers._harness import discover
+from papers._harness import run_one_in_process as _run_one
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,12 +99,6 @@ def main(argv: list[str] | None = None) -> int:
         for future in concurrent.futures.as_completed(futures):
             _report(*future.result())
     return 0
-
-
-def _run_one(name, scale_name, out, seed, show_progress):
-    discover()
-    record = run_paper(name, scale=scale_name, out=out, seed=seed, show_progress=show_progress)
-    return name, scale_name, out, record["elapsed_s"]
 
 
 def _report(name, scale_name, out, elapsed):

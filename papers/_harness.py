@@ -36,6 +36,7 @@ __all__ = [
     "RunContext",
     "discover",
     "register_paper",
+    "run_one_in_process",
     "run_paper",
 ]
 
@@ -172,3 +173,14 @@ def run_paper(
     }
     ctx.save_json(record, "results.json")
     return record
+
+
+def run_one_in_process(name, scale_name, out, seed, show_progress):
+    """Worker of ``python -m papers --jobs J``: discover, run one paper, return a summary.
+
+    Lives here (an importable module), not in ``papers/__main__``, so that spawned worker
+    processes can unpickle it.
+    """
+    discover()
+    record = run_paper(name, scale=scale_name, out=out, seed=seed, show_progress=show_progress)
+    return name, scale_name, out, record["elapsed_s"]
