@@ -302,16 +302,17 @@ def _planted(key, n, d, signal):
     return jnp.clip(x, -3.0, 3.0), y
 
 
+def _three_planted(key, n, d, n_fresh, signal):
+    kh, kt, kf = jax.random.split(key, 3)
+    return _planted(kh, n, d, signal), _planted(kt, n, d, signal), _planted(kf, n_fresh, d, signal)
+
+
 @functools.partial(
     jax.jit, static_argnames=("mechanism", "n", "d", "steps", "lr", "signal", "n_fresh")
 )
 def _gradient_descent(key, mechanism, n, d, steps, lr, signal, n_fresh):
-    kh, kt, kf, k_mech = jax.random.split(key, 4)
-    holdout, train, fresh = (
-        _planted(kh, n, d, signal),
-        _planted(kt, n, d, signal),
-        _planted(kf, n_fresh, d, signal),
-    )
+    k_data, k_mech = jax.random.split(key)
+    holdout, train, fresh = _three_planted(k_data, n, d, n_fresh, signal)
     state = mech_lib.init_mechanism(mechanism, k_mech, n)
     bound = 3.0
 
@@ -382,12 +383,8 @@ def gradient_descent_analyst(
     jax.jit, static_argnames=("mechanism", "n", "d", "num_models", "signal", "n_fresh")
 )
 def _grid_search(key, mechanism, n, d, num_models, signal, n_fresh):
-    kh, kt, kf, k_mech = jax.random.split(key, 4)
-    holdout, train, fresh = (
-        _planted(kh, n, d, signal),
-        _planted(kt, n, d, signal),
-        _planted(kf, n_fresh, d, signal),
-    )
+    k_data, k_mech = jax.random.split(key)
+    holdout, train, fresh = _three_planted(k_data, n, d, n_fresh, signal)
     state = mech_lib.init_mechanism(mechanism, k_mech, n)
     x_t, y_t = train
     lambdas = jnp.logspace(-2, 4, num_models) * n
@@ -449,8 +446,7 @@ def run_seeds(analyst: Callable[..., Record], keys, mechanism: Mechanism, **kwar
     keys = jnp.asarray(keys)
     if keys.ndim < 1:
         raise ValueError("keys must be a batch of PRNG keys (jax.random.split(key, seeds))")
-    # validate once with a concrete key, then vmap the jitted core
-    analyst(keys[0], mechanism, **kwargs)
+    # the analyst validates its arguments in Python while vmap traces it (before any work)
     return jax.vmap(lambda k: analyst(k, mechanism, **kwargs))(keys)
 
 
@@ -527,9 +523,14 @@ def compare(
     """
     check_key(key)
     seeds = check_int(seeds, "seeds", min_value=1)
-    if not mechanisms:
-        raise ValueError("mechanisms must name at least one mechanism")
+    if not isinstance(mechanisms, Mapping) or not mechanisms:
+        raise ValueError(
+            "mechanisms must be a non-empty mapping name -> mechanism; got "
+            f"{type(mechanisms).__name__}"
+        )
     grid = [{}] if grid is None else list(grid)
+    if not all(isinstance(point, Mapping) for point in grid):
+        raise TypeError("grid must be a list of keyword dicts, e.g. [{'m': 100}, {'m': 1000}]")
     keys = jax.random.split(key, seeds)
     out: dict[str, list[dict[str, Any]]] = {}
     for name, mechanism in mechanisms.items():

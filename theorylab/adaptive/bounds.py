@@ -433,22 +433,26 @@ def gaussian_certificate(n, m, sigma, beta) -> TransferCertificate:
     return _gaussian_cert_at(n, m, sigma, beta, math.exp(log_c), math.exp(log_delta))
 
 
-def _gaussian_cert_at(n, m, sigma, beta, c, delta) -> TransferCertificate:
-    rho = m / (2.0 * n * n * sigma * sigma)
-    eps = rho + 2.0 * math.sqrt(rho * math.log(1.0 / delta))
-    beta_s = beta * c
-    alpha_s = sigma * math.sqrt(2.0 * math.log(2.0 * m / beta_s))
-    width = alpha_s + _expm1(eps) + c + 2.0 * delta / c
+def _transfer_certificate(alpha_s, eps, delta, c, beta, noise) -> TransferCertificate:
+    """Assemble the Jung et al. certificate: width α_s + (e^ε − 1) + c + 2δ/c at level β,
+    where α_s holds with probability 1 − βc."""
     return TransferCertificate(
-        width=float(width),
+        width=float(alpha_s + _expm1(eps) + c + 2.0 * delta / c),
         beta=beta,
-        sigma_or_scale=sigma,
+        sigma_or_scale=noise,
         eps=float(eps),
         delta=delta,
         c=c,
         alpha_sample=alpha_s,
-        beta_sample=beta_s,
+        beta_sample=beta * c,
     )
+
+
+def _gaussian_cert_at(n, m, sigma, beta, c, delta) -> TransferCertificate:
+    rho = m / (2.0 * n * n * sigma * sigma)
+    eps = rho + 2.0 * math.sqrt(rho * math.log(1.0 / delta))
+    alpha_s = sigma * math.sqrt(2.0 * math.log(2.0 * m / (beta * c)))
+    return _transfer_certificate(alpha_s, eps, delta, c, beta, sigma)
 
 
 def gaussian_optimal(n, m, beta) -> TransferCertificate:
@@ -550,19 +554,8 @@ def laplace_certificate(n, m, scale, beta) -> TransferCertificate:
         eps = float(eps_of(ld_app))
         if eps >= basic:  # advanced composition does not help: δ > 0 only costs 2δ/c
             delta, eps = 0.0, basic
-    beta_s = beta * c
-    alpha_s = scale * math.log(m / beta_s)
-    width = alpha_s + _expm1(eps) + c + 2.0 * delta / c
-    return TransferCertificate(
-        width=float(width),
-        beta=beta,
-        sigma_or_scale=scale,
-        eps=float(eps),
-        delta=delta,
-        c=c,
-        alpha_sample=alpha_s,
-        beta_sample=beta_s,
-    )
+    alpha_s = scale * math.log(m / (beta * c))
+    return _transfer_certificate(alpha_s, eps, delta, c, beta, scale)
 
 
 # ----------------------------------------------------------------------------------------
@@ -663,18 +656,8 @@ def thresholdout_certificate(n, m, threshold, sigma, budget, beta) -> TransferCe
 
     log_c, _ = _minimise_1d(width, _GRID_C, _LOG_C_RANGE)
     c = math.exp(log_c)
-    beta_s = beta * c
-    alpha_s = threshold + 6.0 * sigma * math.log((2.0 * m + 1.0) / beta_s)
-    return TransferCertificate(
-        width=float(alpha_s + priv + c),
-        beta=beta,
-        sigma_or_scale=sigma,
-        eps=eps,
-        delta=0.0,
-        c=c,
-        alpha_sample=alpha_s,
-        beta_sample=beta_s,
-    )
+    alpha_s = threshold + 6.0 * sigma * math.log((2.0 * m + 1.0) / (beta * c))
+    return _transfer_certificate(alpha_s, eps, 0.0, c, beta, sigma)
 
 
 # ----------------------------------------------------------------------------------------
