@@ -160,3 +160,34 @@ def test_bad_input_messages():
         D.adjust(P, d, rng.dirichlet(np.ones(2), 3).T, method="lstsq")
     with pytest.raises(RuntimeError, match="fit"):
         D.DDFA(num_classes=2).predict(None, d)
+
+
+@pytest.mark.x64
+def test_bootstrap_standard_errors_match_the_sampling_spread():
+    # The parametric bootstrap's standard errors must match the real spread of Q̂ over
+    # independent count matrices from the same population (100 draws): the ratio of mean SE to
+    # mean empirical sd is 1 in the large-N limit; measured 0.9-1.1, accepted in [0.7, 1.4].
+    # A broken bootstrap that resamples 10x the observed totals (SE ~ 1/sqrt(10) too small)
+    # lands at ~0.3 and is rejected by the same interval.
+    from theorylab.latent_shift import factorize as F
+    from theorylab.latent_shift import generators as G
+
+    data = G.discrete_lls(jax.random.key(0), 20, 5, 10, 3.0, 100_000, kappa_max=8.0)
+    pop = np.asarray(data.population)
+    rng = np.random.default_rng(0)
+    draws = np.stack(
+        [np.stack([rng.multinomial(10_000, pop[:, d]) for d in range(10)], 1) for _ in range(100)]
+    ).astype(np.float64)
+    est = jax.vmap(lambda c: F.factorize_counts(c, 5).class_priors)(jnp.asarray(draws))
+    ref = np.asarray(F.factorize_counts(draws[0], 5).class_priors)
+    aligned = np.stack(
+        [D.permute_classes(q, D.match_class_priors(ref, q)) for q in np.asarray(est)]
+    )
+    spread = aligned.std(axis=0, ddof=1).mean()
+    boot = D.bootstrap_class_priors(jax.random.key(1), draws[0], 5, num_bootstrap=100)
+    assert boot.replicates.shape == (100, 5, 10)
+    assert boot.anchor_agreement > 0.9
+    ratio = boot.standard_error.mean() / spread
+    assert 0.7 <= ratio <= 1.4, ratio
+    broken = D.bootstrap_class_priors(jax.random.key(1), 10 * draws[0], 5, num_bootstrap=100)
+    assert not 0.7 <= broken.standard_error.mean() / spread <= 1.4
