@@ -307,12 +307,35 @@ def _init_jit(key, X, *, k: int, init: str):
 # --------------------------------------------------------------------------- NMF updates
 
 
-def _hals_sweep(X, W, H, floor):
+def _hals_rows(U, UV, G, floor, dead):
+    """Cyclic exact row updates of ``U`` (k, m) given ``UV = V Aᵀ`` (k, m) and ``G = V Vᵀ``.
+
+    Solves ``min ½||A - Uᵀ V||²`` one row at a time: row ``j`` becomes ``max(floor, U[j] +
+    (UV[j] - G[j] U) / G[jj])`` with the already-updated rows ``< j`` (Gauss-Seidel); a row whose
+    curvature ``G[jj] <= dead`` is left unchanged (see :func:`_hals_sweep`).
+    """
+
+    def row(j, U):
+        g = G[j, j]
+        live = g > dead
+        new = U[j] + (UV[j] - G[j] @ U) / jnp.where(live, g, 1.0)
+        return U.at[j].set(jnp.where(live, jnp.maximum(new, floor), U[j]))
+
+    return jax.lax.fori_loop(0, U.shape[0], row, U)
+
+
+def _hals_sweep(X, Xt, Wt, H, floor):
     """One HALS sweep: every column of W, then every row of H (cyclic, in index order).
 
     ``W[:, j] <- max(floor, W[:, j] + ((X Hᵀ)[:, j] - W (H Hᵀ)[:, j]) / (H Hᵀ)[j, j])`` uses the
     already-updated columns ``< j`` (Gauss-Seidel), which is exactly scikit-learn's ``cd`` solver
     (without regularisation or shuffling) up to the floor; likewise for the rows of H.
+
+    Layout: W is carried transposed (``Wt = Wᵀ``, (k, n)) next to a precomputed ``Xt = Xᵀ``, so
+    both half-sweeps are the same row update (:func:`_hals_rows`) and every product contracts
+    the minor (contiguous) axes of both operands (``H Xᵀ``, ``H Hᵀ``, ``Wt Xtᵀ``, ``Wt Wtᵀ``).
+    Under ``vmap`` on CPU the batched GEMMs ``Wᵀ X`` and ``Wᵀ W`` of the natural layout, which
+    contract the major axis of W (n, k) and X, ran ~3x slower than these.
 
     Collapsed components: if row j of H is entirely at the floor (``(HHᵀ)_jj <= 4 p floor²``),
     column j of W is left unchanged in this sweep (and symmetrically for H), exactly as
@@ -321,46 +344,24 @@ def _hals_sweep(X, W, H, floor):
     exact block minimiser jump to ~1/floor scale and leave W and H badly unbalanced (a float32
     overflow risk after repeated collapses).
     """
-    k = W.shape[1]
     n, p = X.shape
-    dead_h = 4.0 * p * floor * floor
-    dead_w = 4.0 * n * floor * floor
-
-    XHt = X @ H.T
-    HHt = H @ H.T
-
-    def w_col(j, W):
-        hjj = HHt[j, j]
-        live = hjj > dead_h
-        col = W[:, j] + (XHt[:, j] - W @ HHt[:, j]) / jnp.where(live, hjj, 1.0)
-        return W.at[:, j].set(jnp.where(live, jnp.maximum(col, floor), W[:, j]))
-
-    W = jax.lax.fori_loop(0, k, w_col, W)
-
-    WtX = W.T @ X
-    WtW = W.T @ W
-
-    def h_row(j, H):
-        wjj = WtW[j, j]
-        live = wjj > dead_w
-        row = H[j] + (WtX[j] - WtW[j] @ H) / jnp.where(live, wjj, 1.0)
-        return H.at[j].set(jnp.where(live, jnp.maximum(row, floor), H[j]))
-
-    H = jax.lax.fori_loop(0, k, h_row, H)
-    return W, H
+    Wt = _hals_rows(Wt, H @ X.T, H @ H.T, floor, 4.0 * p * floor * floor)
+    H = _hals_rows(H, Wt @ Xt.T, Wt @ Wt.T, floor, 4.0 * n * floor * floor)
+    return Wt, H
 
 
-def _mu_sweep(X, W, H, floor):
+def _mu_sweep(X, Xt, Wt, H, floor):
     """Lee & Seung (2001) multiplicative updates for the Frobenius loss, W first then H.
 
     ``W <- W ∘ (X Hᵀ) / (W H Hᵀ)``, ``H <- H ∘ (Wᵀ X) / (Wᵀ W H)``; a zero denominator (only
     possible with a zero numerator) is replaced by the smallest normal number. Zeros never move.
+    Same transposed layout as :func:`_hals_sweep` (``Wt = Wᵀ``, ``Xt = Xᵀ``).
     """
     del floor
     tiny = jnp.finfo(X.dtype).tiny
-    W = W * (X @ H.T) / jnp.maximum(W @ (H @ H.T), tiny)
-    H = H * (W.T @ X) / jnp.maximum((W.T @ W) @ H, tiny)
-    return W, H
+    Wt = Wt * (H @ X.T) / jnp.maximum((H @ H.T) @ Wt, tiny)
+    H = H * (Wt @ Xt.T) / jnp.maximum((Wt @ Wt.T) @ H, tiny)
+    return Wt, H
 
 
 class _NMFState(NamedTuple):
@@ -383,23 +384,28 @@ def _nmf_iterate(X, W, H, tol, *, solver: str, max_iter: int, check_every: int):
     sweep = _hals_sweep if solver == "hals" else _mu_sweep
     n_checks = -(-max_iter // check_every)
 
-    err0 = _relative_error(X, W, H, norm_x)
+    Xt = X.T  # once; the sweeps carry Wt = Wᵀ (see _hals_sweep)
+
+    def rel_err(Wt, H):
+        return _relative_error(X, Wt.T, H, norm_x)
+
+    err0 = rel_err(W.T, H)
     history = jnp.full((n_checks + 1,), jnp.nan, dtype).at[0].set(err0)
-    state = _NMFState(W, H, jnp.int32(0), jnp.int32(0), err0, err0 <= round_off, history)
+    state = _NMFState(W.T, H, jnp.int32(0), jnp.int32(0), err0, err0 <= round_off, history)
 
     def cond(s):
         return (~s.done) & (s.it < max_iter)
 
     def body(s):
         steps = jnp.minimum(check_every, max_iter - s.it)
-        W, H = jax.lax.fori_loop(0, steps, lambda _, wh: sweep(X, *wh, floor), (s.W, s.H))
-        err = _relative_error(X, W, H, norm_x)
+        W, H = jax.lax.fori_loop(0, steps, lambda _, wh: sweep(X, Xt, *wh, floor), (s.W, s.H))
+        err = rel_err(W, H)
         check = s.check + 1
         done = ((s.err - err) < tol * s.err) | (err <= round_off)
         return _NMFState(W, H, s.it + steps, check, err, done, s.history.at[check].set(err))
 
     out = jax.lax.while_loop(cond, body, state)
-    return NMFResult(out.W, out.H, out.it, out.err, out.done, out.history)
+    return NMFResult(out.W.T, out.H, out.it, out.err, out.done, out.history)
 
 
 @partial(jax.jit, static_argnames=("k", "solver", "init", "max_iter", "check_every"))
