@@ -76,9 +76,10 @@ def test_class_posterior_simplex_equals_pinv_when_feasible_and_projects_otherwis
     P = W @ A.T
     for method in ("simplex", "pinv"):
         np.testing.assert_allclose(np.asarray(D.class_posterior(P, A, method=method)), W, atol=1e-8)
-    # Off the simplex image the pinv answer can go negative; the simplex answer never does
-    # and is the constrained least-squares optimum (checked against a brute-force grid).
-    noisy = P + rng.normal(0, 0.2, P.shape)
+    # Off the image of Q_{D|Y} (generic points of the 5-simplex are not convex combinations of
+    # the 3 columns) the pinv answer can go negative; the simplex answer never does and is the
+    # constrained least-squares optimum (checked against a brute-force grid).
+    noisy = rng.dirichlet(np.full(r, 0.3), size=40)
     pinv = np.asarray(D.class_posterior(noisy, A, method="pinv"))
     simp = np.asarray(D.class_posterior(noisy, A, method="simplex"))
     assert pinv.min() < 0
@@ -191,3 +192,40 @@ def test_bootstrap_standard_errors_match_the_sampling_spread():
     assert 0.7 <= ratio <= 1.4, ratio
     broken = D.bootstrap_class_priors(jax.random.key(1), 10 * draws[0], 5, num_bootstrap=100)
     assert not 0.7 <= broken.standard_error.mean() / spread <= 1.4
+
+
+def test_predict_on_a_batch_with_few_domains_and_adjust_validation():
+    # Review finding: prediction must not require every domain in the batch (fit does).
+    rng = np.random.default_rng(8)
+    P = rng.dirichlet(np.ones(4), 400)
+    d = np.arange(400) % 4
+    fit = D.fit_from_domain_posterior(jax.random.key(0), P, d, 3, num_clusters=9)
+    one = np.asarray(D.predict_proba(fit, P[:1], d[:1]))
+    full = np.asarray(D.predict_proba(fit, P, d))
+    np.testing.assert_allclose(one, full[:1], atol=1e-6)
+    Q = np.asarray(fit.class_priors)
+    with pytest.raises(ValueError, match="simplex"):
+        D.adjust(P - 0.5, d, Q)
+    with pytest.raises(ValueError, match="simplex"):
+        D.adjust(3 * P, d, Q, method="pinv")
+    with pytest.raises(ValueError, match="domain_posterior"):
+        D.adjust(np.where(P > 0.6, np.nan, P), d, Q, method="pinv")
+    with pytest.raises(ValueError, match="class_priors"):
+        D.adjust(P, d, -Q)
+    with pytest.raises(ValueError, match="class_priors"):
+        D.adjust(P, d, np.where(Q > 0.5, np.nan, Q))
+    with pytest.raises(ValueError, match="domain_sizes"):
+        D.domain_given_class(Q, -np.ones(4))
+    with pytest.raises(ValueError, match=r"fewer domains|exceeds"):
+        D.feature_clustering_baseline(jax.random.key(0), P, d, 5, num_domains=4)
+    with pytest.raises(ValueError, match="discriminator_options"):
+        D.ddfa(
+            jax.random.key(0),
+            P,
+            d,
+            P,
+            d,
+            3,
+            discriminator=lambda x: x,
+            discriminator_options={"epochs": 3},
+        )

@@ -527,3 +527,28 @@ def test_rank_deficient_recovery_warns():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         F.factorize_counts(a @ planted(8, 20, 5, 10, 3.0, 8)[0], 5, method="spa")
+
+
+def test_rank_margin_warns_on_sampled_rank_deficient_counts():
+    # Review finding: the condition-number warning needs cond > 1e6, which sampled counts never
+    # reach (two merged classes: cond 10-108). The noise-aware rank margin flags them (measured
+    # 0.40-0.90 over α in {0.5, 3, 10}, N in {1e4, 1e5, 1e6}) and stays quiet on a full-rank
+    # Q at N = 1e6 (measured >= 2.98).
+    q, a, _, _, _ = planted(0, 20, 5, 10, 3.0, 8)
+    merged = q.copy()
+    merged[1] = merged[0]
+    merged /= merged.sum(axis=0)
+    rng = np.random.default_rng(1)
+    for Q in (merged, q):
+        pop = a @ Q
+        counts = np.stack([rng.multinomial(10**5, pop[:, d]) for d in range(10)], 1)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = F.factorize_counts(counts, 5)
+        flagged = any("not resolvable" in str(w.message) for w in caught)
+        margin = float(res.diagnostics.rank_margin)
+        assert flagged == (margin < 1.0)
+        if Q is merged:
+            assert margin < 1.0, margin
+        else:
+            assert margin > 2.0, margin

@@ -29,6 +29,7 @@ scikit-learn-style object, :class:`DDFA`, sits on top.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -46,6 +47,7 @@ from theorylab.core.checks import (
     check_int,
     check_key,
     check_labels,
+    check_probability_vector,
     check_same_leading_dim,
     describe,
     is_concrete,
@@ -94,6 +96,7 @@ class DDFAFit(NamedTuple):
       factorization: the :class:`~theorylab.latent_shift.factorize.Factorization` (anchors,
         NMF diagnostics).
       kmeans_inertia: k-means objective of the clustering that was kept.
+      kmeans_converged: whether that k-means run met its stopping rule before ``max_iter``.
       condition_number: 2-norm condition number of Q̂_{D|Y} (large: p(y|x) is ill-determined).
     """
 
@@ -106,6 +109,7 @@ class DDFAFit(NamedTuple):
     factorization: Any
     kmeans_inertia: jax.Array
     condition_number: float
+    kmeans_converged: bool = True
 
 
 class Evaluation(NamedTuple):
@@ -163,14 +167,17 @@ def domain_given_class(class_priors, domain_sizes=None):
       ``(r, k)`` column-stochastic Q_{D|Y}. A class with zero mass in every domain gets the
       uniform column (it never occurs, so any column is consistent).
     """
-    Q = check_array(class_priors, "class_priors", ndim=2, kind="real")
-    if Q.dtype.kind != "f":
-        Q = Q.astype(jnp.result_type(float))
+    Q = check_probability_vector(class_priors, "class_priors", axis=0, atol=1e-4)
+    if Q.ndim != 2:
+        raise ValueError(f"class_priors must be a (k, r) matrix; got {describe(Q)}")
     r = Q.shape[1]
     if domain_sizes is None:
         p_d = jnp.full((r,), 1.0 / r, Q.dtype)
     else:
-        p_d = check_array(domain_sizes, "domain_sizes", shape=(r,), kind="real").astype(Q.dtype)
+        p_d = check_probability_vector(domain_sizes, "domain_sizes", atol=1e-4, allow_zero=False)
+        if p_d.shape != (r,):
+            raise ValueError(f"domain_sizes must have shape ({r},); got {describe(p_d)}")
+        p_d = p_d.astype(Q.dtype)
     return _domain_given_class(Q, p_d)
 
 
@@ -205,8 +212,11 @@ def class_posterior(domain_posterior, domain_given_class, *, method: str = "simp
       ``(n, k)``.
     """
     method = check_choice(method, "method", ADJUST_METHODS)
-    P = check_array(domain_posterior, "domain_posterior", ndim=2, kind="real")
-    A = check_array(domain_given_class, "domain_given_class", ndim=2, kind="real")
+    P = check_array(domain_posterior, "domain_posterior", ndim=2, kind="real", finite=True)
+    _disc.check_domain_posterior(P, P.shape[1])
+    A = check_probability_vector(domain_given_class, "domain_given_class", axis=0, atol=1e-4)
+    if A.ndim != 2:
+        raise ValueError(f"domain_given_class must be an (r, k) matrix; got {describe(A)}")
     if P.shape[1] != A.shape[0]:
         raise ValueError(
             f"domain_posterior has {P.shape[1]} columns (domains) but domain_given_class has "
@@ -216,7 +226,15 @@ def class_posterior(domain_posterior, domain_given_class, *, method: str = "simp
     P, A = P.astype(dtype), A.astype(dtype)
     if method == "pinv":
         return P @ jnp.linalg.pinv(A).T
-    return _fac.simplex_least_squares(A, P)
+    W, info = _fac.simplex_least_squares(A, P, return_info=True)
+    if is_concrete(info.converged) and not bool(info.converged):
+        warnings.warn(
+            "the simplex-constrained solve for p(y|x) did not converge (final gradient "
+            f"mapping {float(info.gradient_mapping):.3g}); Q_D|Y may be ill-conditioned",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return W
 
 
 def adjust(domain_posterior, domains, class_priors, *, domain_sizes=None, method="simplex"):
@@ -229,17 +247,23 @@ def adjust(domain_posterior, domains, class_priors, *, domain_sizes=None, method
       domain_posterior: ``(n, r)`` rows p(d|x) (oracle or a trained discriminator).
       domains: ``(n,)`` integer domain of each example.
       class_priors: Q̂_{Y|D}, ``(k, r)``.
-      domain_sizes: p(d), default equal (1/r).
+      domain_sizes: p(d), default equal (1/r); pass ``fit.domain_sizes`` to match
+        :func:`predict_proba` when domains have unequal sizes.
       method: ``"simplex"`` (default) or ``"pinv"`` (the paper's code; rows can then have
-        negative entries -- only their argmax is meaningful).
+        negative entries -- only their argmax is meaningful, and as in the official
+        ``solve_p_y_x_d`` a negative normaliser can flip it).
 
     Returns:
       ``(n, k)`` p̂_d(y|x). With ``"simplex"`` every row is a distribution; a row whose
       domain has zero estimated probability under p̂(y|x) falls back to p̂(y|x).
     """
     Q = check_array(class_priors, "class_priors", ndim=2, kind="real")
-    P = check_array(domain_posterior, "domain_posterior", ndim=2, kind="real")
+    P = check_array(domain_posterior, "domain_posterior", ndim=2, kind="real", finite=True)
     r = Q.shape[1]
+    if P.shape[1] != r:
+        raise ValueError(
+            f"domain_posterior has {P.shape[1]} columns but class_priors has {r} domains"
+        )
     d = check_labels(domains, "domains", num_classes=r)
     check_same_leading_dim(domain_posterior=P, domains=d)
     D_given_Y = domain_given_class(Q, domain_sizes)
@@ -258,13 +282,13 @@ def _reweight(p_y_x, d, D_given_Y):
 # --------------------------------------------------------------------------- fit
 
 
-def _check_domain_data(domain_posterior, domains, name="domain_posterior"):
+def _check_domain_data(domain_posterior, domains, name="domain_posterior", *, all_domains=True):
     P = check_array(domain_posterior, name, ndim=2, kind="real", finite=True, min_size=1)
     r = P.shape[1]
     _disc.check_domain_posterior(P, r)
     d = check_labels(domains, "domains", num_classes=r)
     check_same_leading_dim(**{name: P, "domains": d})
-    if is_concrete(d):
+    if all_domains and is_concrete(d):
         present = np.bincount(np.asarray(d), minlength=r)
         empty = np.flatnonzero(present == 0)
         if empty.size:
@@ -309,8 +333,9 @@ def fit_from_domain_posterior(
       kmeans_restarts, kmeans_max_iter: the paper's faiss settings (nredo=5, niter=100).
       anchor_selection: ``"centers"`` (default): SPA selects the anchor clusters on the
         k-means centres (the mean of p(d|x) over a cluster estimates p(d|c) without the
-        multinomial noise of its domain counts); the vertices p̂(d|y) are then the count rows
-        of the selected clusters. ``"counts"``: plain SPA on the row-normalised counts (the
+        multinomial noise of its domain counts), among clusters holding at least a tenth of
+        the average cluster size; the vertices p̂(d|y) are then the count rows of the selected
+        clusters. ``"counts"``: plain SPA on the row-normalised counts (the
         topic-model recipe). With m = 3k and nearly uniform p(d|x) (high α) plain SPA tends
         to pick tiny clusters whose count rows are extreme only by noise (measured on the
         oracle Gaussian LLS at α = 10: accuracy 0.79 instead of 0.93-0.99 on 2 of 8 seeds).
@@ -349,7 +374,11 @@ def fit_from_domain_posterior(
     if nmf_tol is not None:
         nmf_options["tol"] = check_float(nmf_tol, "nmf_tol", min_value=0.0)
     if anchor_selection == "centers":
-        nmf_options["anchor_points"] = clustering.centers
+        # a centre is a candidate anchor only if its cluster holds at least a tenth of the
+        # average cluster size: a near-empty cluster's count row (the vertex) is mostly noise.
+        # Zero rows are never picked by SPA (it maximises the residual norm).
+        big = counts.sum(axis=1) >= 0.1 * n / m
+        nmf_options["anchor_points"] = jnp.where(big[:, None], clustering.centers, 0.0)
     fac = _fac.factorize_counts(
         counts, k, method=method, key=key_nmf if method == "nmf" else None, **nmf_options
     )
@@ -365,6 +394,7 @@ def fit_from_domain_posterior(
         counts=counts,
         factorization=fac,
         kmeans_inertia=clustering.inertia,
+        kmeans_converged=bool(clustering.converged),
         condition_number=cond,
     )
 
@@ -373,7 +403,7 @@ def predict_proba(fit: DDFAFit, domain_posterior, domains, *, method: str = "sim
     """Step (iv) with a fitted :class:`DDFAFit`: p̂_d(y|x) for ``(n, r)`` posteriors."""
     if not isinstance(fit, DDFAFit):
         raise TypeError(f"fit must be a DDFAFit; got {describe(fit)}")
-    P, d = _check_domain_data(domain_posterior, domains)
+    P, d = _check_domain_data(domain_posterior, domains, all_domains=False)
     if P.shape[1] != fit.class_priors.shape[1]:
         raise ValueError(
             f"domain_posterior has {P.shape[1]} domains; the fit has {fit.class_priors.shape[1]}"
@@ -440,7 +470,17 @@ def ddfa(
     check_same_leading_dim(x_train=x_train, d_train=d_train)
     check_same_leading_dim(x_val=x_val, d_val=d_val)
     key_disc, key_fit = jax.random.split(key)
+    if discriminator is not None and discriminator_options:
+        raise ValueError(
+            "discriminator_options configure the default MLP; they cannot be combined with a "
+            "user-supplied discriminator"
+        )
     if discriminator is None:
+        if x_train.ndim != 2:
+            raise ValueError(
+                "the default MLP discriminator needs 2-D features (n, dim); got x_train of "
+                f"shape {x_train.shape} -- flatten them or pass your own discriminator"
+            )
         options = dict(discriminator_options or {})
         model = _disc.train_domain_discriminator(
             key_disc, x_train, d_train, x_val, d_val, r, **options
@@ -509,12 +549,15 @@ def feature_clustering_baseline(
     check_same_leading_dim(features=X, domains=d)
     if X.dtype.kind != "f":
         X = X.astype(jnp.result_type(float))
+    if k > r:
+        raise ValueError(
+            f"num_classes={k} exceeds the number of domains r={r}: Q_{{Y|D}} is not "
+            "identifiable from fewer domains than classes"
+        )
     key_km, key_nmf = jax.random.split(key)
     clustering = _km.kmeans(key_km, X, k, n_init=check_int(kmeans_restarts, "kmeans_restarts"))
     counts = _cluster_counts(clustering.labels, d, k, r)
-    fac = _fac.factorize_counts(
-        counts, min(k, r), method=method, key=key_nmf if method != "spa" else None
-    )
+    fac = _fac.factorize_counts(counts, k, method=method, key=key_nmf if method == "nmf" else None)
     score = fac.cluster_given_class[clustering.labels] * fac.class_priors.T[d]
     return {
         "cluster_labels": np.asarray(clustering.labels),
@@ -591,7 +634,8 @@ def bootstrap_class_priors(
         )
         return fac.class_priors, fac.anchors
 
-    reps, anchors = jax.vmap(one)(boot_counts, jax.random.split(key_init, B))
+    # one NMF initialisation for every replicate, so the spread is the counts' noise only
+    reps, anchors = jax.vmap(one, in_axes=(0, None))(boot_counts, key_init)
     reps = np.asarray(reps, np.float64)
     aligned = np.stack([permute_classes(q, match_class_priors(est.class_priors, q)) for q in reps])
     if method == "nmf":

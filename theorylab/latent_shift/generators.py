@@ -910,7 +910,8 @@ def resample_domains(
     """
     key = check_key(key)
     _check_class_priors(class_priors)
-    q = np.asarray(class_priors, dtype=np.float64)  # host copy of the caller's exact values
+    q = np.asarray(class_priors, dtype=np.float64)  # host copy of the caller's values
+    q = q / q.sum(axis=0, keepdims=True)  # validation allows 1e-5 slack; sizes must be exact
     k, r = q.shape
     lab = np.asarray(check_labels(labels, "labels", num_classes=k))
     if lab.size == 0:
