@@ -189,11 +189,6 @@ def _domain_given_class(Q, p_d):
     return jnp.where(mass > 0, joint / jnp.where(mass > 0, mass, 1.0), 1.0 / r)
 
 
-def _condition_number(matrix) -> float:
-    s = np.linalg.svd(np.asarray(matrix, dtype=np.float64), compute_uv=False)
-    return float(s[0] / s[-1]) if s[-1] > 0 else float("inf")
-
-
 # --------------------------------------------------------------------------- adjust step
 
 
@@ -706,7 +701,13 @@ def permute_classes(class_priors_est, perm):
 def class_prior_error(class_priors_true, class_priors_est, perm=None) -> float:
     """Mean absolute error per entry of Q_{Y|D} (the paper's "Avg Q_{Y|D} L1 error", which
     its notebook divides by k·r), after relabelling Q̂ with ``perm`` (default: matched on Q)."""
-    Q = np.asarray(class_priors_true, dtype=np.float64)
+    Q = check_array(class_priors_true, "class_priors_true", ndim=2, kind="real", to_jax=False)
+    Q = np.asarray(Q, dtype=np.float64)
+    if np.shape(class_priors_est) != Q.shape:
+        raise ValueError(
+            f"class_priors_est must have the shape of class_priors_true {Q.shape}; got "
+            f"{describe(class_priors_est)}"
+        )
     if perm is None:
         perm = match_class_priors(Q, class_priors_est)
     return float(np.mean(np.abs(Q - permute_classes(np.asarray(class_priors_est), perm))))

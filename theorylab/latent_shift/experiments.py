@@ -17,6 +17,7 @@ Every function returns plain floats (JSON-ready) and is deterministic given its 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
@@ -169,15 +170,7 @@ def gaussian_experiment(
         posterior = check_choice(posterior, "posterior", ("oracle", "mlp"))
         k_i = jax.random.fold_in(k_run, i)
         if posterior == "oracle":
-            fit = _ddfa.fit_from_domain_posterior(
-                k_i,
-                _gen.oracle_domain_posterior(model, fit_x),
-                fit_d,
-                k,
-                num_clusters=m,
-                method=method,
-            )
-            post_test = _gen.oracle_domain_posterior(model, test.x)
+            posterior_fn = partial(_gen.oracle_domain_posterior, model)
         else:
             if learned is None:  # one discriminator per data set, shared by the settings
                 learned = _disc.train_domain_discriminator(
@@ -189,15 +182,11 @@ def gaussian_experiment(
                     r,
                     **(discriminator_options or {}),
                 )
-            fit = _ddfa.fit_from_domain_posterior(
-                k_i,
-                _disc.domain_posterior(learned, fit_x),
-                fit_d,
-                k,
-                num_clusters=m,
-                method=method,
-            )
-            post_test = _disc.domain_posterior(learned, test.x)
+            posterior_fn = partial(_disc.domain_posterior, learned)
+        fit = _ddfa.fit_from_domain_posterior(
+            k_i, posterior_fn(fit_x), fit_d, k, num_clusters=m, method=method
+        )
+        post_test = posterior_fn(test.x)
         m_used = fit.cluster_centers.shape[0]
         out[f"{posterior}/{method}/m={m_used}"] = _evaluate_fit(fit, post_test, test, Q, k, adjust)
     return out
