@@ -73,7 +73,7 @@ def test_statistics_match_numpy_reference(d):
             got = float(getattr(ours, name)[k])
             assert got == pytest.approx(value, rel=1e-9, abs=1e-12), (name, k)
     t = np.array([0.05, 0.4, np.inf])
-    wedge, J = C.wedge_bounds(X, W, t, moments["kappa4"], chunk_size=256)
+    wedge, _J = C.wedge_bounds(X, W, t, moments["kappa4"], chunk_size=256)
     for k in range(3):
         ref = R.np_wedge_bound(X, W[k], t[k], moments["kappa4"])
         assert float(wedge[k]) == pytest.approx(ref, rel=1e-9, abs=1e-12)
@@ -171,7 +171,7 @@ def test_agnostic_angle_bound_holds_with_flipped_labels():
 
 
 def test_angle_bound_is_informative_at_the_gaussian_and_catches_a_broken_variant():
-    """At the Gaussian t_hat is O(sigma) (not vacuous); dropping the (2 - 2 eta) factor breaks it."""
+    """At the Gaussian t_hat is O(sigma) (not vacuous); dropping the factor 2 breaks it."""
     X, _, w_star = _gaussian(5, 40000, 5, dtype=np.float64)
     sigma = 0.05
     violations = 0
@@ -289,7 +289,8 @@ def test_generalization_slack_shrinks_with_n():
     a = float(C.generalization_slack(0.05, n=10_000, d=10, delta=0.05, num_candidates=12))
     b = float(C.generalization_slack(0.05, n=1_000_000, d=10, delta=0.05, num_candidates=12))
     assert 0 < b < a / 5
-    assert C.vc_dimension_wedges(3) == 6 and C.vc_dimension_wedges(50) == math.ceil(200 * math.log2(6))
+    assert C.vc_dimension_wedges(3) == 6
+    assert C.vc_dimension_wedges(50) == math.ceil(200 * math.log2(6))
 
 
 def test_bad_input_raises():

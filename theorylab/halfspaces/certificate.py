@@ -214,7 +214,7 @@ def default_chunk_size(n: int, d: int) -> int:
     cache). ``chunk_size=`` overrides it (larger chunks suit GPUs).
     """
     del d
-    return int(min(2048, max(256, 1 << int(math.ceil(math.log2(max(n, 1)))))))
+    return int(min(2048, max(256, 1 << math.ceil(math.log2(max(n, 1))))))
 
 
 def _sign(z):

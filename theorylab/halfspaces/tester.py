@@ -93,7 +93,7 @@ class Reject:
 
 
 def gaussian_band_moments(sigma: float) -> dict[str, float]:
-    """Population band statistics at N(0, I): m0 = E mu, B = E mu |z|, E mu^2 (numerical quadrature).
+    """Population band statistics at N(0, I): m0 = E mu, B = E mu |z|, E mu^2 (quadrature).
 
     mu = s(z / sigma) / sigma with s the logistic density; for small sigma m0 -> phi(0) = 0.399,
     B -> 2 ln 2 phi(0) sigma and E mu^2 -> phi(0) / (6 sigma).
@@ -196,7 +196,7 @@ def required_samples(
         if hi / lo < 1.01:
             break
     n = 2.0 * hi
-    digits = 10 ** max(int(math.floor(math.log10(n))) - 1, 0)
+    digits = 10 ** max(math.floor(math.log10(n)) - 1, 0)
     return int(math.ceil(n / digits) * digits)
 
 
