@@ -16,13 +16,14 @@ Rows per d:
   NumPy w_σ and w*). At small σ and N the smoothed loss is rough and float32/float64
   trajectories separate (measured: 0.015 rad at d = 30, N1 = 10⁴, σ = 0.00125), so the check
   is "the two runs are no farther apart than the learner is from the truth".
-- ``tests``: :func:`theorylab.halfspaces.certificate.candidate_statistics` on (X2, y2) for the
-  12 candidates ±w_σ formed from *our* learned directions, vs
-  :func:`theorylab.halfspaces.reference.np_candidate_statistics` on the same candidates
+- ``tests``: :func:`theorylab.halfspaces.certificate.certify` on (X2, y2) -- every statistic,
+  the Massart t_hat, the wedge bound and the slack -- for the 12 candidates ±w_σ formed from
+  *our* learned directions (±w share every statistic except the error, so 6 evaluations), vs
+  :func:`theorylab.halfspaces.reference.np_candidate_statistics` on the same 6 directions
   (float64, ``global_kappa4=True`` -- the same quantities as the library, which computes
-  kappa4 once on the full x; the peer also reuses ±w, which is exact). ``error`` = the largest
-  relative difference over every statistic and candidate (``|a − b| / (|b| + 1e-12)``);
-  tolerance 1e-3 (float32 vs float64).
+  kappa4 once on the full x) plus :func:`~theorylab.halfspaces.reference.np_wedge_bound` at
+  our t_hat. ``error`` = the largest relative difference over every statistic, the wedge
+  bounds and candidates (``|a − b| / (|b| + 1e-12)``); tolerance 1e-3 (float32 vs float64).
 - ``total``: learn + tests (sum of the medians; the peer is timed once).
 
 Also reported (metrics of the ``tests`` row): the GEMM floor for F4 = 6 × the time of one
@@ -134,26 +135,41 @@ def case(ctx, n, d, seed=0):
         },
     )
 
-    # tests on the same 12 candidates
+    # tests on the same 12 candidates: +-w share every statistic but the error, so both sides
+    # evaluate the 6 learned directions (the peer's np_candidate_statistics would reuse -w too)
     W = W_ours / np.linalg.norm(W_ours, axis=1, keepdims=True)
-    W = np.concatenate([W, -W])
-    S = np.concatenate([SIGMAS, SIGMAS])
-    Wj, Sj = jnp.asarray(W, jnp.float32), jnp.asarray(S, jnp.float32)
-    default_chunk = getattr(certificate, "default_chunk_size", None)
-    chunk = int(default_chunk(n2, d)) if default_chunk is not None else None
-    ours_tests = ctx.time(
-        lambda: certificate.candidate_statistics(X2j, y2j, Wj, Sj, chunk_size=chunk),
-        repeats=repeats,
-    )
-    peer_tests = _time_once(lambda: R.np_candidate_statistics(X2, y2, W, S, global_kappa4=True))
+    Wj, Sj = jnp.asarray(W, jnp.float32), jnp.asarray(SIGMAS, jnp.float32)
+    chunk = int(certificate.default_chunk_size(n2, d))
+
+    def ours_certify():
+        return certificate.certify(X2j, y2j, Wj, Sj, noise="massart", eta=ETA, delta=0.05,
+                                   num_candidates=12, chunk_size=chunk)
+
+    ours_tests = ctx.time(ours_certify, repeats=repeats)
+    cert = ours_tests.value
+    t_hat = np.asarray(cert.t_hat, np.float64)
+    W_oriented = np.asarray(cert.w, np.float64)
+
+    def peer_certify():
+        stats = R.np_candidate_statistics(X2, y2, W, SIGMAS, global_kappa4=True)
+        wedge = [R.np_wedge_bound(X2, W_oriented[k], t_hat[k], stats["kappa4"][k])
+                 for k in range(len(SIGMAS))]
+        return stats, np.asarray(wedge)
+
+    peer_tests = _time_once(peer_certify)
+    peer_stats, peer_wedge = peer_tests.value
     rel = {}
     for name in R.STAT_NAMES:
-        a = np.asarray(getattr(ours_tests.value, name), np.float64)
-        b = peer_tests.value[name]
+        if name == "err":  # ours is the oriented candidate's error
+            continue
+        a = np.asarray(getattr(cert.stats, name), np.float64)
+        b = peer_stats[name]
         rel[name] = float(np.max(np.abs(a - b) / (np.abs(b) + 1e-12)))
+    rel["wedge"] = float(np.max(np.abs(np.asarray(cert.wedge) - peer_wedge)
+                                / (np.abs(peer_wedge) + 1e-12)))
     stats_err = max(rel.values())
     floor = gemm_floor(n2, d, repeats=repeats)
-    best = int(np.argmin(peer_tests.value["err"]))
+    best = int(np.argmin(np.asarray(cert.total)))
     ctx.record(
         f"tests d={d} N2={n2:.0e} (12 cand.)",
         sizes=sizes,
@@ -167,7 +183,8 @@ def case(ctx, n, d, seed=0):
             "max_relative_difference": rel,
             "gemm_floor_s": floor,
             "ours_over_floor": ours_tests.median_s / floor,
-            "best_candidate": {name: float(peer_tests.value[name][best]) for name in R.STAT_NAMES},
+            "certificate": np.asarray(cert.total).tolist(),
+            "best_candidate": {name: float(peer_stats[name][best]) for name in R.STAT_NAMES},
         },
     )
 
@@ -188,6 +205,7 @@ def case(ctx, n, d, seed=0):
             "ours_s": ours_total.median_s,
             "gemm_floor_s": floor,
             "ours_tests_over_floor": ours_tests.median_s / floor,
+            "ours_total_over_floor": ours_total.median_s / floor,
         },
     )
     return ours_tests.median_s, peer_tests.median_s
