@@ -266,11 +266,13 @@ def test_statistics_invariant_under_rotation_flip_and_duplication():
         b = float(getattr(base, name))
         assert float(getattr(rotated, name)) == pytest.approx(b, rel=2e-3, abs=1e-5), name
         assert float(getattr(doubled, name)) == pytest.approx(b, rel=1e-4, abs=1e-6), name
-        if name != "err":
+        if name not in ("err", "err_flipped"):
             assert float(getattr(flipped, name)) == pytest.approx(b, rel=1e-5, abs=1e-7), name
             assert float(getattr(negated, name)) == pytest.approx(b, rel=1e-4, abs=1e-6), name
     assert float(flipped.err) == pytest.approx(1 - float(base.err), abs=1e-6)
     assert float(negated.err) == pytest.approx(1 - float(base.err), abs=1e-6)
+    assert float(base.err_flipped) == pytest.approx(float(negated.err), abs=1e-7)
+    assert float(base.zero_mass) == 0.0
 
 
 def test_certify_orients_candidates_and_bounds_the_gaussian_excess():
@@ -308,6 +310,14 @@ def test_bad_input_raises():
         C.certify(X, y, W, np.array([0.1], np.float32), noise="gaussian")
     with pytest.raises(ValueError, match="eta"):
         C.certify(X, y, W, np.array([0.1], np.float32), eta=0.5)
+    with pytest.raises(ValueError, match=r"y must contain labels in"):
+        C.certify(X, (y + 1) / 2, W, np.array([0.1], np.float32), eta=0.0)
+    with pytest.raises(ValueError, match="eta is only used"):
+        C.certify(X, y, W, np.array([0.1], np.float32), noise="agnostic", eta=0.2)
+    with pytest.raises(ValueError, match="unit vectors"):
+        C.wedge_bounds(X, 2 * W, np.array([0.1], np.float32), 3.0)
+    stats16 = C.band_statistics(X.astype(np.float16), y, w_star.astype(np.float32), 0.1)
+    assert stats16.m0.dtype == np.float32  # float16 is upcast, not an eigvalsh crash
     with pytest.raises(ValueError, match="W must have shape"):
         C.candidate_statistics(X, y, np.ones((1, 4), np.float32) / 2, np.array([0.1], np.float32))
     jax.block_until_ready(C.global_moments(X))

@@ -198,7 +198,7 @@ def test_far_outliers_mass_covariance_and_pull():
     """alpha = 0.01 point mass at 30 u + 3 w*: lambda_max of E[x x^T] ~ 1 + alpha (900 + 9) >= 5
     (spec check 8), and averaging's exact population direction
     (1 - alpha) sqrt(2/pi) w* - alpha (R u + offset w*)."""
-    data = _sample("far_outliers")
+    data = _sample("far_outliers", offset=3.0)
     X, w = _np(data.X), _np(data.w_star)
     far = np.linalg.norm(X, axis=1) > 20
     assert _binomial_ok(far.mean(), 0.01, N)
@@ -214,6 +214,9 @@ def test_far_outliers_mass_covariance_and_pull():
     # the outlier count is Binomial(N, 0.01): its SE moves the u-component by 30 * 3e-4 ~ 0.01
     np.testing.assert_allclose(m, expected, atol=0.05)
     assert data.opt == pytest.approx(0.01)
+    on_boundary = _sample("far_outliers")  # registry default: offset 1e-3 (spec 5.1.4)
+    Xb = _np(on_boundary.X)
+    np.testing.assert_allclose(Xb[np.linalg.norm(Xb, axis=1) > 20] @ w, 1e-3, atol=1e-4)
 
 
 # --------------------------------------------------------------------------- non-Gaussian marginals

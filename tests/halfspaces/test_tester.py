@@ -32,19 +32,26 @@ def test_gaussian_massart_is_accepted_with_a_sound_certificate(d, n, eta, eps):
     assert res.certificate >= excess  # soundness: any violation is a bug
     assert excess < 0.01
     assert res.certificate <= eps
-    assert res.diagnostics["ratios"]["fails"][res.diagnostics["chosen"]] == []
+    diag = res.diagnostics
+    assert diag["ratios"]["fails"][diag["chosen"]] == []
+    # spec 7.2: stationarity on S2 is noise-sized, tau <= 3 sqrt(0.0665 d / (sigma N2))
+    bound = 3 * np.sqrt(0.0665 * d / (diag["sigmas"] * diag["n2"]))
+    assert np.all(diag["stats"]["tau"] <= bound), (diag["stats"]["tau"], bound)
+    # spec 7.4: the wedge is about 2 t_hat ~ 10-20 sigma at the widest band (finite-N values)
+    ratio = diag["wedge"][0] / diag["sigmas"][0]
+    assert (8 if eta == 0 else 10) <= ratio <= 30, ratio
 
 
 def test_bad_distributions_are_rejected_where_the_gaussian_is_accepted():
     """Same n, d, epsilon as the accepted Gaussian case above: CKMY and far outliers.
 
-    The outliers sit exactly on w*'s boundary at radius 30 along u (spec 5.1.4: offset 0), so
+    The outliers sit on w*'s boundary (offset 1e-3) at radius 30 along u (spec 5.1.4), so
     they carry the largest band weight.
     """
     n, d = 200_000, 5
     cases = {
         "ckmy": G.ckmy_mixture(jax.random.key(1), n, d, eta=0.0),
-        "far_outliers": G.far_outliers(jax.random.key(3), n, d, offset=0.0),
+        "far_outliers": G.far_outliers(jax.random.key(3), n, d, offset=1e-3),
     }
     for name, data in cases.items():
         res = T.tester_learner(KEY, data.X, data.y, 0.3, 0.05, eta=0.0)
@@ -141,6 +148,8 @@ def test_wrapper_fit_predict_score_and_rejected_predict_raises():
         small.predict(X)
     with pytest.raises(RuntimeError, match="not fitted"):
         T.TesterLearner().predict(X)
+    with pytest.raises(ValueError, match="eta"):  # no silent noiseless-label assumption
+        T.TesterLearner(epsilon=0.4).fit(X, y)
 
 
 def test_bad_input_raises():

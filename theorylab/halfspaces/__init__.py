@@ -27,7 +27,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_MODULES = ("generators", "learner", "certificate", "tester", "reference", "experiments")
+_MODULES = ("generators", "learner", "certificate", "tester", "reference")
 
 __all__ = list(_MODULES)
 

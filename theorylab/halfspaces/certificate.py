@@ -41,15 +41,18 @@ candidate -- at the cost of one Gram matrix instead of one per candidate (same v
 Gaussian).
 
 Soundness lemma (spec 3.4; docstring of :func:`massart_t_hat`): for *any* unit w* with angle
-theta to w, either |tan theta| <= t_hat or the stationarity inequality fails, so the disagreement
+theta to w, either |tan theta| <= t_hat or the stationarity inequality fails (the realised labels'
+deviation from E[y | x] is covered by a one-direction Bernstein bound), so the disagreement
 mass on S2 is at most ``wedge_bound(t_hat) = P_S[|z| <= t] + sum_{j=1}^{J-1} lam_max(M_j) / j^2 +
 kappa4 / J^4`` (Chebyshev in bands of width t, the 4th-moment bound beyond band J). A relative
 VC deviation bound (:func:`generalization_slack`) moves the wedge mass from S2 to the population.
 
 Everything is jit-compiled, runs in row chunks (static ``chunk_size``; ``lax.scan``) so memory is
-O(chunk_size * d^2) whatever N is, and maps over candidates with ``lax.map``. Precision: the
-dtype of X (float32 by default); the Gram accumulations are centred, so float32 is adequate for
-N up to ~10^7 (checked against the float64 NumPy reference in the tests).
+O(chunk_size d^2 + d^4) whatever N is (the (d-1)d/2-square Gram accumulator is the d^4), and maps
+over candidates with ``lax.map``. Precision: the dtype of X (float32 by default; float16 is
+upcast); every product runs at ``Precision.HIGHEST`` (no TF32 on GPUs), and the Gram
+accumulations are centred, so float32 is adequate for N up to ~10^7 (checked against the float64
+NumPy reference in the tests).
 """
 
 from __future__ import annotations
@@ -107,6 +110,10 @@ class BandStatistics(NamedTuple):
     kappa4: jax.Array  # certified sup_v mean (v.x)^4 (global)
     cov_lam_max: jax.Array  # lambda_max(mean x x^T) (global)
     err: jax.Array  # P_S[y != sign(w.x)]
+    noise_lam_max: jax.Array  # lambda_max(mean mu^2 x_perp x_perp^T) (label-noise variance)
+    max_mu_norm: jax.Array  # max_i mu_i |x_perp,i| (label-noise range)
+    err_flipped: jax.Array  # P_S[y != sign(-w.x)] (differs from 1 - err on atoms at w.x = 0)
+    zero_mass: jax.Array  # P_S[w.x = 0]
 
 
 class GlobalMoments(NamedTuple):
@@ -128,8 +135,8 @@ class Certificate(NamedTuple):
       num_bands: J, the number of bands used by the wedge bound.
       wedge: certified disagreement mass on the test sample, ``W(t_hat)`` (<= 1).
       gen_slack: the relative VC deviation from the test sample to the population.
-      total: ``wedge + gen_slack`` -- the certified bound on ``err_D(w) - opt`` (Massart) or on
-        ``err_D(w) - opt`` with the agnostic t_hat (see :func:`agnostic_t_hat`).
+      total: ``min(wedge + gen_slack, 1)`` -- the certified bound on ``err_D(w) - opt`` (Massart,
+        or agnostic with :func:`agnostic_t_hat`); 1 where the orientation is not certified.
       sign_certified: the chosen orientation is provably the one near w* (otherwise the bound
         would hold for -w; see ``_sign_certified``).
       opt_hat: the agnostic noise level used (the smallest candidate error), 0 for Massart.
@@ -221,6 +228,12 @@ def _sign(z):
     return jnp.where(z >= 0, 1.0, -1.0).astype(z.dtype)
 
 
+def _dot(a, b):
+    """Matrix product at full float32 precision (no TF32 on GPUs: the certificate must bound the
+    statistics of the exact w.x, and TF32 errors of ~1e-3 |x| exceed the smallest bandwidths)."""
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+
+
 def _lam_max(M):
     return jnp.linalg.eigvalsh(M)[..., -1]
 
@@ -242,7 +255,7 @@ def _global_moments(X, chunk_size: int):
         x, m = chunk
         xm = x * m[:, None]
         s = (_svec_rows(x, a, b, scale) - c0) * m[:, None]
-        return (acc[0] + xm.T @ x, acc[1] + s.T @ s), None
+        return (acc[0] + _dot(xm.T, x), acc[1] + _dot(s.T, s)), None
 
     init = (jnp.zeros((d, d), X.dtype), jnp.zeros((D, D), X.dtype))
     (cov, G), _ = jax.lax.scan(body, init, (Xc, mc))
@@ -279,32 +292,38 @@ def _band_statistics_core(Xc, yc, mc, n, w, sigma, moments: GlobalMoments):
     scale = jnp.asarray(scale, dtype)
     D = a.size
 
-    def body(acc, chunk):
+    def body(carry, chunk):
+        acc, peak = carry
         x, yy, mm = chunk
-        z = x @ w
-        P = x @ Q
+        z = _dot(x, w)
+        P = _dot(x, Q)
         mu = band_weights(z, sigma) * mm
+        norm2 = jnp.sum(P * P, axis=1)
         s = (_svec_rows(P, a, b, scale) - c0) * jnp.sqrt(mu)[:, None]
         upd = (
             jnp.sum(mu),
             jnp.sum(mu * jnp.abs(z)),
             jnp.sum(mm * (jnp.abs(z) <= sigma)),
             jnp.sum(mu * mu),
-            jnp.sum(mu * mu * jnp.sum(P * P, axis=1)),
-            P.T @ (mu * yy),
-            (P * mu[:, None]).T @ P,
-            s.T @ s,
+            jnp.sum(mu * mu * norm2),
+            _dot(P.T, mu * yy),
+            _dot((P * mu[:, None]).T, P),
+            _dot((P * (mu * mu)[:, None]).T, P),
+            _dot(s.T, s),
             jnp.sum(mm * (yy != _sign(z))),
+            jnp.sum(mm * (yy != _sign(-z))),
+            jnp.sum(mm * (z == 0)),
         )
-        return jax.tree.map(jnp.add, acc, upd), None
+        peak = jnp.maximum(peak, jnp.max(mu * jnp.sqrt(norm2)))
+        return (jax.tree.map(jnp.add, acc, upd), peak), None
 
     zero = jnp.zeros((), dtype)
-    init = (
-        zero, zero, zero, zero, zero,
-        jnp.zeros(m, dtype), jnp.zeros((m, m), dtype), jnp.zeros((D, D), dtype), zero,
-    )
-    sums, _ = jax.lax.scan(body, init, (Xc, yc, mc))
-    s_mu, s_b, s_band, s_mu2, s_mu2n, g, Sig, G, s_err = jax.tree.map(lambda t: t / n, sums)
+    mat = jnp.zeros((m, m), dtype)
+    init = (zero, zero, zero, zero, zero, jnp.zeros(m, dtype), mat, mat,
+            jnp.zeros((D, D), dtype), zero, zero, zero)
+    (sums, peak), _ = jax.lax.scan(body, (init, zero), (Xc, yc, mc))
+    (s_mu, s_b, s_band, s_mu2, s_mu2n, g, Sig, Sig2, G, s_err, s_err_neg,
+     s_zero) = jax.tree.map(lambda t: t / n, sums)
     lam = jnp.linalg.eigvalsh(Sig)
     C = Sig / s_mu
     c = C[a, b] * scale
@@ -326,6 +345,10 @@ def _band_statistics_core(Xc, yc, mc, n, w, sigma, moments: GlobalMoments):
         kappa4=moments.kappa4,
         cov_lam_max=moments.cov_lam_max,
         err=s_err,
+        noise_lam_max=_lam_max(Sig2),
+        max_mu_norm=peak,
+        err_flipped=s_err_neg,
+        zero_mass=s_zero,
     )
 
 
@@ -339,12 +362,20 @@ def _candidate_statistics(X, y, W, sigmas, chunk_size: int):
     )
 
 
+def _as_float32_or_wider(X):
+    """float16 / bfloat16 inputs are upcast (eigvalsh and the Gram sums need >= float32)."""
+    return X.astype(jnp.float32) if jnp.dtype(X.dtype).itemsize < 4 else X
+
+
 def _check_candidates(X, y, W, sigmas):
-    X = check_array(X, "X", ndim=2, kind="float", finite=True, min_size=1)
+    X = _as_float32_or_wider(check_array(X, "X", ndim=2, kind="float", finite=True, min_size=1))
     n, d = X.shape
     if d < 2:
         raise ValueError(f"X must have at least 2 features; got shape {X.shape}")
     y = check_array(y, "y", shape=(n,), kind="numeric", finite=True).astype(X.dtype)
+    values = np.unique(np.asarray(y))
+    if not set(values.tolist()) <= {-1.0, 1.0}:
+        raise ValueError(f"y must contain labels in {{-1, +1}}; got values {values[:5]}")
     W = check_array(W, "W", ndim=2, kind="float", finite=True).astype(X.dtype)
     if W.shape[1] != d:
         raise ValueError(f"W must have shape (num_candidates, {d}); got {W.shape}")
@@ -397,25 +428,39 @@ def massart_t_hat(stats: BandStatistics, *, eta, n, num_candidates: int, delta):
 
     Lemma: let w* be any unit vector with angle theta to w and v the unit vector of w-perp with
     ``w* = cos(theta) w + sin(theta) v``. If E[y | x] = (1 - 2 eta(x)) sign(w*.x) with
-    eta(x) <= eta, the directional derivative ``g_v = mean mu y (v.x)`` satisfies
+    eta(x) <= eta, the expected directional derivative ``mean mu E[y | x] (v.x)`` is
 
-        g_v >= (1 - 2 eta) mean mu |v.x| - (2 - 2 eta) |cot theta| B - noise,
+        >= (1 - 2 eta) mean mu |v.x| - (2 - 2 eta) |cot theta| B,
 
     because on the "bad" part of the band, where sign(w*.x) != sign(v.x), |v.x| < |cot theta| |w.x|
-    (so it contributes at least -|cot theta| mean mu |w.x| = -|cot theta| B each time it loses the
-    good term). Hoelder gives mean mu |v.x| >= (mean mu (v.x)^2)^{3/2} / (mean mu (v.x)^4)^{1/2}
-    >= a_lb, and g_v <= tau. ``noise`` is the deviation of the realised labels from E[y | x], a
-    weighted vector sum; it is bounded with probability 1 - delta / num_candidates by
+    (a point there loses its good term, at most (1 - 2 eta) mu |v.x|, and contributes at least
+    -mu |v.x|). Hoelder gives mean mu |v.x| >= (mean mu (v.x)^2)^{3/2} / (mean mu (v.x)^4)^{1/2}
+    >= a_lb, and the realised derivative ``g_v = v . mean mu y x_perp <= tau``.
 
-        sqrt(4 eta (1 - eta) mean(mu^2 |x_perp|^2) / n) (1 + sqrt(2 log(num_candidates / delta)))
+    Label noise: ``g_v`` minus its expectation is ``mean_i mu_i xi_i (v.x_i)`` with independent,
+    mean-zero ``xi_i = y_i - E[y_i | x_i]``, |xi_i| <= 2, Var xi_i = 4 eta(x)(1 - eta(x)) <=
+    4 eta (1 - eta). v is fixed by w (learned on S1) and w*, so a one-sided scalar Bernstein
+    bound applies; its variance proxy ``4 eta (1 - eta) v^T (mean mu^2 x_perp x_perp^T) v`` is
+    bounded by ``noise_lam_max`` and its range by ``2 max_i mu_i |x_perp,i|``. With
+    ``L = log(num_candidates / delta)`` (union over the candidates), with probability
+    1 - delta the deviation is at most
 
-    (a vector-Bernstein-type bound; the constant is the spec's estimate). Hence either
-    ``|tan theta| <= t_hat = (2 - 2 eta) B / ((1 - 2 eta) a_lb - tau_eff)`` or stationarity fails.
+        noise = sqrt(2 * 4 eta (1 - eta) noise_lam_max L / n) + (2 / 3) 2 max_mu_norm L / n
+
+    (0 when eta = 0: the labels are then a deterministic function of x). Hence either
+    ``|tan theta| <= t_hat = (2 - 2 eta) B / ((1 - 2 eta) a_lb - tau_eff)``, ``tau_eff = tau +
+    noise``, or one of the probability-delta events failed. The bound holds for every
+    x-marginal.
 
     Returns ``(t_hat, tau_eff)``; ``t_hat = inf`` when the denominator is <= 0.
     """
-    noise = jnp.sqrt(4.0 * eta * (1.0 - eta) * stats.mean_mu_sq_norm / n)
-    tau_eff = stats.tau + noise * (1.0 + math.sqrt(2.0 * math.log(num_candidates / delta)))
+    L = math.log(num_candidates / delta)
+    if eta > 0:
+        var = 4.0 * eta * (1.0 - eta) * stats.noise_lam_max
+        noise = jnp.sqrt(2.0 * var * L / n) + (4.0 / 3.0) * stats.max_mu_norm * L / n
+    else:
+        noise = jnp.zeros_like(stats.tau)
+    tau_eff = stats.tau + noise
     denom = (1.0 - 2.0 * eta) * stats.a_lb - tau_eff
     t_hat = jnp.where(denom > 0, (2.0 - 2.0 * eta) * stats.B / jnp.maximum(denom, 1e-30), jnp.inf)
     return t_hat, tau_eff
@@ -457,14 +502,16 @@ def _wedge_core(Xc, mc, n, w, t, kappa4, j_max: int, tail: float):
 
     def body(acc, chunk):
         x, mm = chunk
-        z = jnp.abs(x @ w)
-        P = x @ Q
-        band = jnp.ceil(z / t_safe) - 1.0  # band j holds j t < |z| <= (j + 1) t
+        z = jnp.abs(_dot(x, w))
+        P = _dot(x, Q)
+        central = z <= t_safe
+        # band j holds j t < |z| <= (j + 1) t, j >= 1; one predicate decides central vs band
+        band = jnp.where(central, 0.0, jnp.maximum(jnp.ceil(z / t_safe) - 1.0, 1.0))
         band = jnp.where(band < J, band, j_max)  # beyond band J-1: covered by kappa4 / J^4
         band = jnp.clip(band, 0, j_max).astype(jnp.int32)
         outer = (P[:, :, None] * P[:, None, :]).reshape(P.shape[0], m * m) * mm[:, None]
         Ms = jax.ops.segment_sum(outer, band, num_segments=j_max + 1)
-        return (acc[0] + jnp.sum(mm * (z <= t_safe)), acc[1] + Ms), None
+        return (acc[0] + jnp.sum(mm * central), acc[1] + Ms), None
 
     init = (jnp.zeros((), Xc.dtype), jnp.zeros((j_max + 1, m * m), Xc.dtype))
     (mass0, Ms), _ = jax.lax.scan(body, init, (Xc, mc))
@@ -488,7 +535,8 @@ def _wedge_bounds(X, W, t, kappa4, chunk_size: int, j_max: int, tail: float):
 def wedge_bounds(X, W, t, kappa4, *, j_max: int = 64, tail: float = 0.05, chunk_size=None):
     """Certified disagreement mass ``W(t)`` for each candidate ``W[k]`` with slope bound ``t[k]``.
 
-    For any unit w* with |tan angle(w, w*)| <= t, every point where sign(w.x) != sign(w*.x) has
+    For any unit w* at an acute angle theta to w with tan(theta) <= t (the orientation is
+    certified separately, see ``_sign_certified``), every point where sign(w.x) != sign(w*.x) has
     |w.x| <= t |v.x| for a unit v in w-perp. Split by |w.x|: points with |w.x| <= t count fully;
     in band j (j t < |w.x| <= (j + 1) t) the point needs (v.x)^2 > j^2, at most lam_max(M_j) / j^2
     of mass by Chebyshev with ``M_j = mean x_perp x_perp^T 1{band j}``; beyond band J the point
@@ -497,8 +545,13 @@ def wedge_bounds(X, W, t, kappa4, *, j_max: int = 64, tail: float = 0.05, chunk_
     holds for the empirical distribution of X whatever it is. Returns ``(wedge, J)``; ``t = inf``
     gives 1.
     """
-    X = check_array(X, "X", ndim=2, kind="float", finite=True, min_size=1)
-    W = check_array(W, "W", ndim=2, kind="float").astype(X.dtype)
+    X = _as_float32_or_wider(check_array(X, "X", ndim=2, kind="float", finite=True, min_size=1))
+    W = check_array(W, "W", ndim=2, kind="float", finite=True).astype(X.dtype)
+    if W.shape[1] != X.shape[1]:
+        raise ValueError(f"W must have shape (num_candidates, {X.shape[1]}); got {W.shape}")
+    norms = np.linalg.norm(np.asarray(W, np.float64), axis=1)
+    if np.any(np.abs(norms - 1.0) > 1e-3):
+        raise ValueError(f"rows of W must be unit vectors; got norms {norms}")
     t = check_array(t, "t", shape=(W.shape[0],), kind="float").astype(X.dtype)
     j_max = check_int(j_max, "j_max", min_value=2)
     tail = check_float(tail, "tail", min_value=0.0, min_inclusive=False)
@@ -530,13 +583,14 @@ def vc_dimension_wedges(d: int) -> int:
 
 
 def generalization_slack(wedge, *, n: int, d: int, delta: float, num_candidates: int):
-    """Relative-deviation slack moving the wedge mass and the errors from S2 to the population.
+    """Deviation slack moving the wedge mass and the candidates' errors from S2 to the population.
 
     With h = :func:`vc_dimension_wedges` (d) and ``L = h log(2 e n / h) + log(4 K / delta)``, the
     relative VC bound (Anthony & Shawe-Taylor 1993 form) ``P_D(A) <= P_S(A) + 2 sqrt(P_S(A) L / n)
-    + 4 L / n`` holds for all wedges A simultaneously with probability 1 - delta / 2; a Hoeffding
-    term ``sqrt(log(4 K / delta) / (2 n))`` covers the error of the K fixed candidates. The form
-    is the spec's (its constants are an [estimate]); any textbook relative-deviation bound works.
+    + 4 L / n`` holds for all wedges A simultaneously with probability 1 - delta / 2, and a
+    Hoeffding term ``sqrt(log(4 K / delta) / (2 n))`` covers the errors of the K fixed candidates
+    with probability 1 - delta / 2. The form is the spec's (its constants are an [estimate]);
+    any textbook relative-deviation bound works.
     """
     h = vc_dimension_wedges(d)
     log_k = math.log(4.0 * num_candidates / delta)
@@ -578,13 +632,18 @@ def certify(
       j_max, tail: wedge-bound parameters (:func:`wedge_bounds`).
 
     Returns:
-      :class:`Certificate` with a leading axis S. ``total[k]`` bounds ``err_D(w_k) - opt`` with
-      probability >= 1 - delta (over S2 and its labels) for every k at once -- whatever the
-      x-marginal is -- provided the noise assumption holds (Massart rate <= eta); for agnostic
-      noise it bounds ``err_D(w_k) - opt`` by the agnostic wedge (an O(opt) + eps guarantee).
+      :class:`Certificate` with a leading axis S. With probability >= 1 - delta (over S2 and its
+      labels), for every k at once and whatever the x-marginal is, ``err_D(w_k) - opt <=
+      total[k]``, provided the noise assumption holds (Massart labels with rate <= eta; for
+      ``"agnostic"`` the agnostic t_hat makes it an O(opt) + eps bound). ``total[k]`` is 1 when
+      the orientation of candidate k is not certified. The failure budget is split delta/4
+      (label noise), delta/2 (VC deviation of the wedges and Hoeffding for the candidates'
+      errors) and delta/4 (the orientation; agnostic: the optimum's empirical error).
     """
     noise = check_choice(noise, "noise", ("massart", "agnostic"))
     eta = check_float(eta, "eta", min_value=0.0, max_value=0.5, max_inclusive=False)
+    if noise == "agnostic" and eta != 0.0:
+        raise ValueError("eta is only used with noise='massart'; got eta with noise='agnostic'")
     delta = check_float(delta, "delta", min_value=0.0, max_value=1.0, min_inclusive=False,
                         max_inclusive=False)
     X, y, W, sigmas = _check_candidates(X, y, W, sigmas)
@@ -593,20 +652,26 @@ def certify(
     chunk = chunk_size or default_chunk_size(n, d)
     stats = _candidate_statistics(X, y, W, sigmas, int(chunk))
     # orientation: w and -w share every statistic but the error
-    flip = stats.err > 0.5
+    flip = stats.err_flipped < stats.err
     W = jnp.where(flip[:, None], -W, W)
-    stats = stats._replace(err=jnp.where(flip, 1.0 - stats.err, stats.err))
+    stats = stats._replace(err=jnp.where(flip, stats.err_flipped, stats.err),
+                           err_flipped=jnp.where(flip, stats.err, stats.err_flipped))
+    # failure budget: label noise delta/4, VC + candidate errors delta/2, orientation or the
+    # population optimum's error delta/4
     if noise == "massart":
-        t_hat, tau_eff = massart_t_hat(stats, eta=eta, n=n, num_candidates=K, delta=delta / 2)
+        t_hat, tau_eff = massart_t_hat(stats, eta=eta, n=n, num_candidates=K, delta=delta / 4)
         opt_hat = jnp.zeros_like(stats.err)
+        extra = 0.0
     else:
         opt_hat = jnp.broadcast_to(jnp.min(stats.err), stats.err.shape)
         t_hat = agnostic_t_hat(stats, sigmas, opt_hat=opt_hat)
         tau_eff = stats.tau
+        extra = math.sqrt(math.log(4.0 / delta) / (2.0 * n))  # opt_S <= opt_D + extra
     wedge, J = wedge_bounds(X, W, t_hat, stats.kappa4[0], j_max=j_max, tail=tail,
                             chunk_size=int(chunk))
-    slack = generalization_slack(wedge, n=n, d=d, delta=delta / 2, num_candidates=K)
-    total = jnp.minimum(wedge + slack, 1.0)
+    slack = generalization_slack(wedge, n=n, d=d, delta=delta / 2, num_candidates=K) + extra
+    signed = _sign_certified(stats.err, stats.zero_mass, wedge, noise, eta, n, delta / 4)
+    total = jnp.where(signed, jnp.minimum(wedge + slack, 1.0), 1.0)
     return Certificate(
         w=W,
         stats=stats,
@@ -616,24 +681,26 @@ def certify(
         wedge=wedge,
         gen_slack=slack,
         total=total,
-        sign_certified=_sign_certified(stats.err, wedge, noise, eta, n, K, delta),
+        sign_certified=signed,
         opt_hat=opt_hat,
     )
 
 
-def _sign_certified(err, wedge, noise, eta, n, K, delta):
+def _sign_certified(err, zero_mass, wedge, noise, eta, n, delta):
     """Whether the chosen orientation is provably the one near w* (not -w*).
 
-    If the candidate with err_S(w) <= err_S(-w) were the wrong orientation, -w would be within
-    the wedge of w*, so err_S(w) >= 1 - e* - W and err_S(w) <= err_S(-w) <= e* + W, where
-    e* = err_S(w*). Agnostic (w* the empirical optimum, e* <= err_S(w)): this forces
-    err_S(w) >= (1 - W) / 2. Massart (e* <= eta + sqrt(log(4K/delta) / (2n)) w.p. 1 - delta/4):
-    it forces W >= 1/2 - e*. The orientation is certified when these are violated.
+    Suppose the candidate w, oriented so that err_S(w) <= err_S(-w), were the wrong one: -w within
+    the certified wedge W of w*. Then err_S(-w) <= e* + W, with e* = err_S(w*), and since every
+    point with w.x != 0 is misclassified by exactly one of +-w, err_S(w) >= 1 - p0 - err_S(-w)
+    (p0 = P_S[w.x = 0]). Together: e* >= (1 - p0 - 2W) / 2. Massart: e* <= eta +
+    sqrt(log(1 / delta) / (2n)) with probability 1 - delta (Hoeffding for the fixed w*), so the
+    orientation is certified when W + p0 / 2 < 1/2 - eta - that term. Agnostic (w* the empirical
+    optimum, e* <= err_S(w)): the wrong orientation forces err_S(w) >= (1 - p0 - W) / 2.
     """
     if noise == "agnostic":
-        return err < (1.0 - wedge) / 2.0
-    hoeffding = math.sqrt(math.log(4.0 * K / delta) / (2.0 * n))
-    return wedge < 0.5 - eta - hoeffding
+        return err < (1.0 - zero_mass - wedge) / 2.0
+    hoeffding = math.sqrt(math.log(1.0 / delta) / (2.0 * n))
+    return wedge + zero_mass / 2.0 < 0.5 - eta - hoeffding
 
 
 def diagnostics(stats: BandStatistics, sigmas) -> dict[str, np.ndarray]:

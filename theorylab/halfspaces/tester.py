@@ -23,6 +23,7 @@ is below :func:`required_samples`, the reasons say so, with the N that would suf
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,12 +93,8 @@ class Reject:
 # Gaussian population values and sample-size predictions
 
 
-def gaussian_band_moments(sigma: float) -> dict[str, float]:
-    """Population band statistics at N(0, I): m0 = E mu, B = E mu |z|, E mu^2 (quadrature).
-
-    mu = s(z / sigma) / sigma with s the logistic density; for small sigma m0 -> phi(0) = 0.399,
-    B -> 2 ln 2 phi(0) sigma and E mu^2 -> phi(0) / (6 sigma).
-    """
+@functools.lru_cache(maxsize=256)
+def _gaussian_band_moments(sigma: float) -> tuple[float, float, float]:
     u = np.linspace(-40.0, 40.0, 160001)
     du = u[1] - u[0]
     s = 0.25 / np.cosh(u / 2.0) ** 2  # logistic density
@@ -106,6 +103,16 @@ def gaussian_band_moments(sigma: float) -> dict[str, float]:
     m0 = float(np.sum(s * phi) * du)
     B = float(np.sum(s * phi * sigma * np.abs(u)) * du)
     mu2 = float(np.sum(s * s * phi) * du / sigma)
+    return m0, B, mu2
+
+
+def gaussian_band_moments(sigma: float) -> dict[str, float]:
+    """Population band statistics at N(0, I): m0 = E mu, B = E mu |z|, E mu^2 (quadrature).
+
+    mu = s(z / sigma) / sigma with s the logistic density; for small sigma m0 -> phi(0) = 0.399,
+    B -> 2 ln 2 phi(0) sigma and E mu^2 -> phi(0) / (6 sigma).
+    """
+    m0, B, mu2 = _gaussian_band_moments(float(sigma))
     return {"m0": m0, "B": B, "mean_mu_sq": mu2}
 
 
@@ -127,8 +134,11 @@ def predicted_certificate(
 
     Uses the population band moments (:func:`gaussian_band_moments`) with finite-sample
     inflation calibrated on Gaussian runs (d = 10-30): ``kappa_mu / (3 m0) ~ 1 + 1.35 d /
-    sqrt(n2 sigma)``, ``lam_min / m0 ~ 1 - sqrt(d / (n2 sigma))`` and ``tau ~ 1.5 sqrt((d - 1)
-    E mu^2 / n2)`` (label noise of S2 plus the learner's residual angle). It only drives
+    sqrt(n2 sigma)``, ``lam_min / m0 ~ 1 - sqrt(d / (n2 sigma))``, ``tau ~ 1.5 sqrt((d - 1)
+    E mu^2 / n2)`` (label noise of S2 plus the learner's residual angle), and the Bernstein
+    label-noise term of :func:`~theorylab.halfspaces.certificate.massart_t_hat` with
+    ``noise_lam_max ~ E mu^2 (1 + sqrt(d / (n2 sigma)))`` and ``max_mu_norm ~ (sqrt(d) + 3) /
+    (4 sigma)``. It only drives
     :func:`required_samples` and the "insufficient samples" message; acceptance always uses the
     computed certificate.
     """
@@ -137,10 +147,14 @@ def predicted_certificate(
     lam_min = m0 * max(1.0 - math.sqrt(d / (n2 * sigma)), 0.0)
     kappa_mu = 3.0 * m0 * (1.0 + 1.35 * d / math.sqrt(n2 * sigma))
     a_lb = lam_min**1.5 / math.sqrt(kappa_mu)
-    scale = math.sqrt((d - 1) * g["mean_mu_sq"] / n2)
-    tau = 1.5 * scale
-    noise = math.sqrt(4 * eta * (1 - eta)) * scale
-    tau_eff = tau + noise * (1.0 + math.sqrt(2.0 * math.log(num_candidates / (delta / 2))))
+    tau = 1.5 * math.sqrt((d - 1) * g["mean_mu_sq"] / n2)
+    noise = 0.0
+    if eta > 0:
+        L = math.log(num_candidates / (delta / 4))
+        lam = g["mean_mu_sq"] * (1.0 + math.sqrt(d / (n2 * sigma)))
+        peak = (math.sqrt(d) + 3.0) / (4.0 * sigma)
+        noise = math.sqrt(8 * eta * (1 - eta) * lam * L / n2) + (4.0 / 3.0) * peak * L / n2
+    tau_eff = tau + noise
     denom = (1 - 2 * eta) * a_lb - tau_eff
     if denom <= 0:
         return 1.0
@@ -206,7 +220,7 @@ def required_samples(
 
 def _check_data(X, y, *, labels01: bool):
     X = check_array(X, "X", ndim=2, kind="real", to_jax=False)
-    if X.dtype.kind != "f":
+    if X.dtype.kind != "f" or X.dtype.itemsize < 4:
         X = X.astype(np.float32)
     if not np.all(np.isfinite(X)):
         raise ValueError("X must contain only finite values (found NaN or inf)")
@@ -241,11 +255,17 @@ def _explain(diag: dict[str, Any], cert: _cert.Certificate, k: int, eta: float, 
     stats = jax.tree.map(lambda t: float(np.asarray(t)[k]), cert.stats)
     t_hat = float(np.asarray(cert.t_hat)[k])
     if not math.isfinite(t_hat):
-        slope = (1 - 2 * eta) * stats.a_lb if noise == "massart" else stats.a_lb
-        reasons.append(
-            f"angle not certifiable: anti-concentration bound {slope:.4g} <= stationarity "
-            f"{float(np.asarray(cert.tau_eff)[k]):.4g} (tau_eff)"
-        )
+        tau_eff = float(np.asarray(cert.tau_eff)[k])
+        if noise == "massart":
+            reasons.append(
+                f"angle not certifiable: anti-concentration bound (1 - 2 eta) a_lb = "
+                f"{(1 - 2 * eta) * stats.a_lb:.4g} <= stationarity tau_eff = {tau_eff:.4g}")
+        else:
+            opt_term = math.sqrt(float(np.asarray(cert.opt_hat)[k]) * stats.lam_max
+                                 / float(diag["sigmas"][k]))
+            reasons.append(
+                f"angle not certifiable: a_lb - tau - sqrt(opt lam_max / sigma) = "
+                f"{stats.a_lb:.4g} - {tau_eff:.4g} - {opt_term:.4g} <= 0")
     meaning = {
         "band_mass_ratio": "mass near the boundary vs the Gaussian's",
         "lam_min_ratio": "band covariance lambda_min / m0",
@@ -335,13 +355,18 @@ def tester_learner(
     diag: dict[str, Any] = {"n1": n1, "n2": n2, "sigmas": sigmas, "epsilon": epsilon,
                             "delta": delta, "noise": noise, "eta": eta}
     floor = float(_cert.generalization_slack(0.0, n=n2, d=d, delta=delta / 2, num_candidates=K))
-    need = None
-    if check_sample_size and noise == "massart":
-        need = required_samples(d, epsilon, delta=delta, eta=eta, sigmas=sigmas)
-        diag["required_samples"] = need
+
+    def needed():
+        if not (check_sample_size and noise == "massart"):
+            return None
+        diag["required_samples"] = required_samples(d, epsilon, delta=delta, eta=eta,
+                                                    sigmas=sigmas)
+        return diag["required_samples"]
+
     if check_sample_size and floor >= epsilon:
         msg = (f"insufficient samples: N={n} gives a generalisation slack of {floor:.3g} >= "
                f"epsilon={epsilon} before any certificate")
+        need = needed()
         if need is not None:
             msg += f"; about N={need} would suffice at the Gaussian"
         return Reject([msg], diag)
@@ -375,6 +400,7 @@ def tester_learner(
     })
     if acceptance == "diagnostics":
         k = int(np.argmin(diag["err_test"]))
+        diag["chosen"] = k
         if not ratios["fails"][k]:
             return Accept(W[k], float(total[k]), diag, certified=False)
         return Reject(_explain(ratios, cert, k, eta or 0.0, noise), diag)
@@ -387,9 +413,10 @@ def tester_learner(
     reasons = [f"smallest certificate {total[k]:.4g} > epsilon = {epsilon} "
                f"(sigma = {sigmas[k]:.3g}: wedge {diag['wedge'][k]:.3g} + slack "
                f"{diag['gen_slack'][k]:.3g})"]
-    if total[k] <= epsilon and not diag["sign_certified"][k]:
+    if not diag["sign_certified"][k]:
         reasons.append("orientation of the best candidate not certified (error too close to 1/2)")
     reasons += _explain(ratios, cert, k, eta or 0.0, noise)
+    need = needed()
     if need is not None and n < need:
         reasons.append(f"insufficient samples: N={n}; about N={need} would suffice at the "
                        "Gaussian for this epsilon, delta and eta")
@@ -408,12 +435,15 @@ class TesterLearner:
     epsilon: float = 0.1
     delta: float = 0.05
     noise: str = "massart"
-    eta: float | None = 0.0
+    eta: float | None = None
     labels01: bool = False
     random_state: int = 0
     steps: int = 600
 
     def fit(self, X, y) -> TesterLearner:
+        if self.noise == "massart" and self.eta is None:
+            raise ValueError("eta (the Massart noise-rate bound) is required for noise='massart'; "
+                             "pass TesterLearner(eta=...), e.g. eta=0.0 for noiseless labels")
         eta = self.eta if self.noise == "massart" else None
         self.result_ = tester_learner(
             jax.random.key(self.random_state), X, y, self.epsilon, self.delta,
