@@ -178,3 +178,16 @@ def test_bad_input_raises():
         T.tester_learner(KEY, X, y, 1.5, eta=0.0)
     with pytest.raises(ValueError, match="noise"):
         T.tester_learner(KEY, X, y, 0.1, noise="gaussian")
+
+
+def test_agnostic_mode_runs_and_rejection_reasons_name_the_terms():
+    """Agnostic certificates at moderate opt are vacuous (spec 3.4): a rejection explains why."""
+    data = G.gaussian_agnostic(jax.random.key(8), 60_000, 4, opt=0.05, kind="band")
+    res = T.tester_learner(KEY, data.X, data.y, 0.2, 0.05, noise="agnostic")
+    assert not res.accepted
+    assert any("sqrt(opt lam_max / sigma)" in r for r in res.reasons), res.reasons
+    report = T.tester_learner(KEY, data.X, data.y, 0.2, 0.05, noise="agnostic",
+                              acceptance="diagnostics")
+    if report.accepted:
+        assert not report.certified
+        assert float(G.angle(report.w, data.w_star)) < 0.1

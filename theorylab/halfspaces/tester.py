@@ -249,8 +249,9 @@ def _check_data(X, y, *, labels01: bool):
 # the tester-learner
 
 
-def _explain(diag: dict[str, Any], cert: _cert.Certificate, k: int, eta: float, noise: str):
-    """Human-readable reasons for candidate k's certificate."""
+def _explain(diag: dict[str, Any], cert: _cert.Certificate, k: int, eta: float, noise: str,
+             sigma: float):
+    """Human-readable reasons for candidate k's certificate (diag: the diagnostic ratios)."""
     reasons = []
     stats = jax.tree.map(lambda t: float(np.asarray(t)[k]), cert.stats)
     t_hat = float(np.asarray(cert.t_hat)[k])
@@ -261,8 +262,7 @@ def _explain(diag: dict[str, Any], cert: _cert.Certificate, k: int, eta: float, 
                 f"angle not certifiable: anti-concentration bound (1 - 2 eta) a_lb = "
                 f"{(1 - 2 * eta) * stats.a_lb:.4g} <= stationarity tau_eff = {tau_eff:.4g}")
         else:
-            opt_term = math.sqrt(float(np.asarray(cert.opt_hat)[k]) * stats.lam_max
-                                 / float(diag["sigmas"][k]))
+            opt_term = math.sqrt(float(np.asarray(cert.opt_hat)[k]) * stats.lam_max / sigma)
             reasons.append(
                 f"angle not certifiable: a_lb - tau - sqrt(opt lam_max / sigma) = "
                 f"{stats.a_lb:.4g} - {tau_eff:.4g} - {opt_term:.4g} <= 0")
@@ -403,7 +403,7 @@ def tester_learner(
         diag["chosen"] = k
         if not ratios["fails"][k]:
             return Accept(W[k], float(total[k]), diag, certified=False)
-        return Reject(_explain(ratios, cert, k, eta or 0.0, noise), diag)
+        return Reject(_explain(ratios, cert, k, eta or 0.0, noise, sigmas[k]), diag)
     passing = (total <= epsilon) & diag["sign_certified"]
     if passing.any():
         k = int(np.argmin(np.where(passing, total, np.inf)))
@@ -413,9 +413,9 @@ def tester_learner(
     reasons = [f"smallest certificate {total[k]:.4g} > epsilon = {epsilon} "
                f"(sigma = {sigmas[k]:.3g}: wedge {diag['wedge'][k]:.3g} + slack "
                f"{diag['gen_slack'][k]:.3g})"]
-    if not diag["sign_certified"][k]:
+    if not diag["sign_certified"][k] and diag["wedge"][k] < 0.5:
         reasons.append("orientation of the best candidate not certified (error too close to 1/2)")
-    reasons += _explain(ratios, cert, k, eta or 0.0, noise)
+    reasons += _explain(ratios, cert, k, eta or 0.0, noise, sigmas[k])
     need = needed()
     if need is not None and n < need:
         reasons.append(f"insufficient samples: N={n}; about N={need} would suffice at the "
