@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
 import multiprocessing
 import os
 import sys
@@ -92,13 +93,25 @@ def main(argv: list[str] | None = None) -> int:
         for task in tasks:
             _report(*_run_one(*task))
         return 0
-    # separate processes (spawned, so no JAX state is forked); results print as they finish
+    # separate processes (spawned, so no JAX state is forked); results print as they finish.
+    # Longest first (by the committed run's elapsed time): with fewer workers than papers this
+    # keeps the slowest paper from starting last and setting the wall time on its own.
+    tasks.sort(key=lambda task: -expected_seconds(task[0], task[1]))
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
         futures = [pool.submit(_run_one, *task) for task in tasks]
         for future in concurrent.futures.as_completed(futures):
             _report(*future.result())
     return 0
+
+
+def expected_seconds(name: str, scale_name: str) -> float:
+    """Elapsed time of the committed ``papers/NAME/SCALE/results.json`` (inf when absent)."""
+    path = Path(__file__).resolve().parent / name / scale_name / "results.json"
+    try:
+        return float(json.loads(path.read_text())["elapsed_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return float("inf")
 
 
 def _report(name, scale_name, out, elapsed):

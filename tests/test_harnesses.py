@@ -177,3 +177,11 @@ def test_console_script_info(capsys):
         cli.main(["--version"])
     assert exc.value.code == 0
     assert "theorylab 0." in capsys.readouterr().out
+
+
+def test_parallel_papers_start_longest_first():
+    from papers.__main__ import expected_seconds
+
+    assert expected_seconds("no_such_paper", "quick") == float("inf")
+    slow, fast = expected_seconds("ivashkin2016", "quick"), expected_seconds("dwork2015", "quick")
+    assert slow > fast > 0
