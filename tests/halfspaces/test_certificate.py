@@ -320,4 +320,8 @@ def test_bad_input_raises():
     assert stats16.m0.dtype == np.float32  # float16 is upcast, not an eigvalsh crash
     with pytest.raises(ValueError, match="W must have shape"):
         C.candidate_statistics(X, y, np.ones((1, 4), np.float32) / 2, np.array([0.1], np.float32))
+    with pytest.raises(ValueError, match="delta"):
+        C.generalization_slack(0.1, n=100, d=3, delta=1.5, num_candidates=2)
+    with pytest.raises(ValueError, match="n must be"):
+        C.generalization_slack(0.1, n=0, d=3, delta=0.05, num_candidates=2)
     jax.block_until_ready(C.global_moments(X))

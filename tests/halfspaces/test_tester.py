@@ -191,3 +191,20 @@ def test_agnostic_mode_runs_and_rejection_reasons_name_the_terms():
     if report.accepted:
         assert not report.certified
         assert float(G.angle(report.w, data.w_star)) < 0.1
+
+
+def test_helpers_reject_bad_arguments():
+    with pytest.raises(ValueError, match="epsilon"):
+        T.required_samples(10, 0.0)
+    with pytest.raises(ValueError, match="eta"):
+        T.required_samples(10, 0.1, eta=0.5)
+    with pytest.raises(ValueError, match="sigmas must be positive"):
+        T.required_samples(10, 0.1, sigmas=[0.01, -0.01])
+    with pytest.raises(ValueError, match="noise"):
+        T.sigma_grid(0.1, noise="gauss")
+    with pytest.raises(ValueError, match="sigma"):
+        T.gaussian_band_moments(0.0)
+    with pytest.raises(ValueError, match="n2"):
+        T.predicted_certificate(10, 0, 0.01)
+    with pytest.raises(TypeError, match="num_candidates"):
+        T.predicted_certificate(10, 1000, 0.01, num_candidates=2.5)

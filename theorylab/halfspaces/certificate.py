@@ -67,6 +67,7 @@ import numpy as np
 from jax.scipy.special import ndtr
 
 from theorylab.core.checks import check_array, check_choice, check_float, check_int
+from theorylab.halfspaces.learner import band_weights  # mu = S'_sigma(z), shared with the learner
 
 __all__ = [
     "DIAGNOSTIC_BAND",
@@ -156,16 +157,6 @@ class Certificate(NamedTuple):
 
 # ---------------------------------------------------------------------------------------------
 # small pieces
-
-
-def band_weights(z, sigma):
-    """mu = S'_sigma(z) = s(z / sigma) / sigma, s(u) = e^{-u} / (1 + e^{-u})^2 (logistic density).
-
-    Even in z, integrates to 1, at most 1 / (4 sigma). Computed as sigmoid(u) sigmoid(-u) (no
-    overflow for large |u|).
-    """
-    u = z / sigma
-    return jax.nn.sigmoid(u) * jax.nn.sigmoid(-u) / sigma
 
 
 def orthonormal_complement(w):
@@ -592,6 +583,11 @@ def generalization_slack(wedge, *, n: int, d: int, delta: float, num_candidates:
     with probability 1 - delta / 2. The form is the spec's (its constants are an [estimate]);
     any textbook relative-deviation bound works.
     """
+    n = check_int(n, "n", min_value=1)
+    d = check_int(d, "d", min_value=1)
+    delta = check_float(delta, "delta", min_value=0.0, max_value=1.0, min_inclusive=False,
+                        max_inclusive=False)
+    num_candidates = check_int(num_candidates, "num_candidates", min_value=1)
     h = vc_dimension_wedges(d)
     log_k = math.log(4.0 * num_candidates / delta)
     L = h * math.log(2.0 * math.e * n / h) + log_k

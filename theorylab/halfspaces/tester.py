@@ -112,7 +112,8 @@ def gaussian_band_moments(sigma: float) -> dict[str, float]:
     mu = s(z / sigma) / sigma with s the logistic density; for small sigma m0 -> phi(0) = 0.399,
     B -> 2 ln 2 phi(0) sigma and E mu^2 -> phi(0) / (6 sigma).
     """
-    m0, B, mu2 = _gaussian_band_moments(float(sigma))
+    sigma = check_float(sigma, "sigma", min_value=0.0, min_inclusive=False)
+    m0, B, mu2 = _gaussian_band_moments(sigma)
     return {"m0": m0, "B": B, "mean_mu_sq": mu2}
 
 
@@ -142,6 +143,12 @@ def predicted_certificate(
     :func:`required_samples` and the "insufficient samples" message; acceptance always uses the
     computed certificate.
     """
+    d = check_int(d, "d", min_value=2)
+    n2 = check_int(n2, "n2", min_value=1)
+    sigma = check_float(sigma, "sigma", min_value=0.0, min_inclusive=False)
+    eta = check_float(eta, "eta", min_value=0.0, max_value=0.5, max_inclusive=False)
+    delta = _check_delta(delta)
+    num_candidates = check_int(num_candidates, "num_candidates", min_value=1)
     g = gaussian_band_moments(sigma)
     m0 = g["m0"]
     lam_min = m0 * max(1.0 - math.sqrt(d / (n2 * sigma)), 0.0)
@@ -173,6 +180,11 @@ def sigma_grid(epsilon: float, *, noise: str = "massart", eta: float = 0.0,
     (40 + 10 / (1 - 2 eta))``, the width whose Gaussian certificate is about epsilon / 2 -- larger
     samples can use the smaller widths. Agnostic: ``0.4 * 2^{-k}``, k = 0..num_sigmas-1 (default 9).
     """
+    epsilon = _check_epsilon(epsilon)
+    noise = check_choice(noise, "noise", ("massart", "agnostic"))
+    eta = check_float(eta, "eta", min_value=0.0, max_value=0.5, max_inclusive=False)
+    if num_sigmas is not None:
+        num_sigmas = check_int(num_sigmas, "num_sigmas", min_value=1)
     if noise == "massart":
         k = num_sigmas or 6
         star = epsilon / (40.0 + 10.0 / (1.0 - 2.0 * eta))
@@ -191,6 +203,15 @@ def required_samples(
     :func:`predicted_certificate` <= 0.9 epsilon. A forecast from population values (see
     :func:`predicted_certificate`); returns a huge number when no N up to 1e12 suffices.
     """
+    d = check_int(d, "d", min_value=2)
+    epsilon = _check_epsilon(epsilon)
+    delta = _check_delta(delta)
+    eta = check_float(eta, "eta", min_value=0.0, max_value=0.5, max_inclusive=False)
+    if sigmas is not None:
+        sigmas = check_array(sigmas, "sigmas", ndim=1, kind="real", finite=True, min_size=1,
+                             to_jax=False)
+        if np.any(sigmas <= 0):
+            raise ValueError(f"sigmas must be positive; got {describe(sigmas)}")
     grid = np.asarray(sigmas if sigmas is not None else
                       sigma_grid(epsilon, eta=eta, num_sigmas=num_sigmas), np.float64)
     K = 2 * grid.size
@@ -216,6 +237,16 @@ def required_samples(
 
 # ---------------------------------------------------------------------------------------------
 # input validation
+
+
+def _check_epsilon(epsilon):
+    return check_float(epsilon, "epsilon", min_value=0.0, max_value=1.0, min_inclusive=False,
+                       max_inclusive=False)
+
+
+def _check_delta(delta):
+    return check_float(delta, "delta", min_value=0.0, max_value=1.0, min_inclusive=False,
+                       max_inclusive=False)
 
 
 def _check_data(X, y, *, labels01: bool):
@@ -327,10 +358,8 @@ def tester_learner(
         epsilon or delta outside (0, 1).
     """
     key = check_key(key)
-    epsilon = check_float(epsilon, "epsilon", min_value=0.0, max_value=1.0,
-                          min_inclusive=False, max_inclusive=False)
-    delta = check_float(delta, "delta", min_value=0.0, max_value=1.0,
-                        min_inclusive=False, max_inclusive=False)
+    epsilon = _check_epsilon(epsilon)
+    delta = _check_delta(delta)
     noise = check_choice(noise, "noise", ("massart", "agnostic"))
     acceptance = check_choice(acceptance, "acceptance", ("certificate", "diagnostics"))
     labels01 = check_bool(labels01, "labels01")
