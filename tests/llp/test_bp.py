@@ -442,3 +442,36 @@ def test_validation_of_layout_and_graph():
         bp.loopy_bp(bad_index, graph)
     with pytest.raises(ValueError, match=r"lam_b"):
         bp.ising_parameters(layout, graph, 1.0, INF)
+
+
+def test_hard_constraint_is_enforced_with_auto_messages_on_large_bags():
+    """lam_b = inf with the default count_method='auto' on bags of >= 32 members must use the
+    exact DP (the Gaussian approximation cannot enforce Σ y = c_B: it gave a bag of 32 with
+    c_B = 5 marginals summing to 6.16). An explicit 'gaussian' is refused."""
+    rng = np.random.default_rng(7)
+    n = 64
+    layout = _layout([np.arange(32), np.arange(32, 64)], [5.0, 0.0], n)
+    unary = rng.normal(0.0, 1.0, n)
+    res = bp.loopy_bp(layout, None, lam_b=INF, unary=unary, tol=1e-6)
+    np.testing.assert_allclose(np.asarray(res.bag_residuals), 0.0, atol=1e-4)
+    assert np.all(np.asarray(res.marginals)[32:] == 0.0)
+    with pytest.raises(ValueError, match="cannot enforce the hard constraint"):
+        bp.loopy_bp(layout, None, lam_b=INF, count_method="gaussian")
+
+
+@pytest.mark.x64
+def test_convergence_tolerance_applies_to_the_undamped_residual():
+    """With heavy damping (d = 0.99), 'converged' must mean the BP fixed-point equations hold to
+    tol, not that the damped step (1 − d times smaller) is below tol. A single bag is a tree,
+    so a converged run equals enumeration to about tol (the damped-step rule stopped with a
+    marginal error 20x tol at d = 0.99)."""
+    rng = np.random.default_rng(3)
+    members = np.arange(10)
+    layout = _layout([members], [4.0], 10)
+    unary = rng.normal(0.0, 1.5, 10)
+    res = bp.loopy_bp(layout, None, lam_b=10.0, count_method="exact", damping=0.99,
+                      tol=1e-6, max_iters=5000, unary=unary)
+    want = R.brute_force_marginals(10, np.zeros((0, 2)), None, [members], [4.0], 0.0, 10.0,
+                                   unary=unary)
+    assert bool(res.converged)
+    np.testing.assert_allclose(np.asarray(res.marginals), want, rtol=0, atol=2e-6)

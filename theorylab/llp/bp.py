@@ -30,8 +30,10 @@ count factor, since an instance lies in at most one bag, the cavity is computed 
 the *other* messages, so an infinite message from a hard constraint never meets ``inf − inf``).
 Schedule: flooding (every message recomputed from the previous iteration's), then damping
 ``new = d·old + (1−d)·candidate`` on log-odds (PGMax's rule; an unchanged infinite message stays
-as it is). The loop is a ``lax.while_loop`` that stops when ``max |Δ message| < tol`` or after
-``max_iters`` iterations; a NaN anywhere stops it and is reported as ``converged = False``.
+as it is). The loop is a ``lax.while_loop`` that stops when the fixed-point residual
+``max |candidate − message|`` (undamped, so ``tol`` means the same for every damping) is below
+``tol`` or after ``max_iters`` iterations; a NaN anywhere stops it and is reported as
+``converged = False``.
 Count-factor messages are requested with ``bound=None`` (true ``±inf`` for forbidden states
 under ``λ_b = inf``), which the guards above make safe; beliefs are then ``±inf`` and the
 marginals exactly 0 or 1.
@@ -77,7 +79,7 @@ from theorylab.core.checks import (
 )
 from theorylab.llp.bags import BagLayout
 from theorylab.llp.graph import KnnGraph
-from theorylab.llp.messages import count_messages
+from theorylab.llp.messages import GAUSSIAN_MIN_SLOTS, count_messages
 
 __all__ = [
     "BPResult",
@@ -218,6 +220,31 @@ def _damp(old, cand, damping):
     return jnp.where((cand == old) | (damping == 0), cand, mixed)
 
 
+def _resolve_count_method(count_method: str, lam_b: float, layout: BagLayout) -> str:
+    """Pick the count-message method before tracing.
+
+    ``"auto"``: the exact DP under the hard constraint (``lam_b = inf``: the Gaussian
+    approximation cannot enforce ``Σ y = c_B``) or when the largest bag has fewer than
+    ``GAUSSIAN_MIN_SLOTS`` members (the CLT is poor for small bags; decided from the real bag
+    sizes, not the padded width), else the Gaussian approximation. An explicit ``"gaussian"``
+    with ``lam_b = inf`` is refused.
+    """
+    if math.isinf(lam_b):
+        if count_method == "gaussian":
+            raise ValueError(
+                "count_method='gaussian' cannot enforce the hard constraint lam_b=inf; use "
+                "count_method='exact' (or 'auto')"
+            )
+        return "exact" if count_method == "auto" else count_method
+    if count_method != "auto":
+        return count_method
+    sizes = layout.sizes
+    largest = int(np.max(np.asarray(sizes))) if is_concrete(sizes) and sizes.size else None
+    if largest is None:
+        largest = int(layout.index.shape[1])
+    return "exact" if largest < GAUSSIAN_MIN_SLOTS else "gaussian"
+
+
 def _max_change(old, new):
     """``max |new − old|`` with equal entries (also equal infinities) counting 0; NaN propagates."""
     if old.size == 0:
@@ -348,8 +375,10 @@ def _bp_program(
         cand_edge, cand_bag = step((edge_msg, bag_msg))
         new_edge = _damp(edge_msg, cand_edge, damping)
         new_bag = _damp(bag_msg, cand_bag, damping)
+        # Fixed-point residual max |candidate − message| of the *undamped* update: the damped
+        # step is (1 − d) times smaller, so testing it would loosen tol by 1/(1 − d).
         residual = jnp.maximum(
-            _max_change(edge_msg, new_edge), pmax(_max_change(bag_msg, new_bag))
+            _max_change(edge_msg, cand_edge), pmax(_max_change(bag_msg, cand_bag))
         )
         return it + 1, (new_edge, new_bag), residual
 
@@ -494,6 +523,8 @@ def loopy_bp(
         unary = jnp.zeros(n, dtype)
     else:
         unary = check_array(unary, "unary", shape=(n,), kind="real", finite=True).astype(dtype)
+    if mode == "count":
+        count_method = _resolve_count_method(count_method, lam_b, layout)
     if math.isinf(lam_b) and is_concrete(layout.counts):
         counts = np.asarray(layout.counts, dtype=np.float64)
         if np.any(np.abs(counts - np.round(counts)) > 1e-3):

@@ -40,7 +40,11 @@ receive message 0):
   ≤ 0.018 / 2.1e-3 for central counts ``c_B = round(Σ q)`` but up to 0.10 / 0.024 for counts
   in the tails (spec §1.4 quotes 8e-4 / 1e-3, which matches the mean, not the max);
   0.1-0.4 at K = 8, so never use it for small bags.
-- ``"auto"``: ``"exact"`` when the padded slot count K < 32, else ``"gaussian"``.
+- ``"auto"``: ``"exact"`` when the largest bag has fewer than 32 real members (from the mask
+  when concrete, else the padded width) or under a concrete hard constraint ``lam_b = inf``,
+  else ``"gaussian"``. (Measured Gaussian marginal error vs exact, cavity N(−1, 1.5²),
+  λ_b = 10: mean 4.7e-3 / max 0.018 at K = 32, mean 1.5e-3 / max 2.1e-3 at K = 128 for counts
+  near the expected count; up to 0.10 / 0.024 for counts in the tails.)
 
 Hard constraint, ``lam_b = inf``: ``ψ(c) = [c = c_B]`` with ``c_B`` rounded to the nearest
 integer and clipped to ``[0, |B|]`` (counts are validated to be integers within 1e-3 and inside
@@ -97,7 +101,7 @@ METHODS = ("exact", "prefix", "gaussian", "auto")
 MESSAGE_BOUND = 1e4
 """Default clip for messages; ``±MESSAGE_BOUND`` stands for ``±inf`` (a forbidden state)."""
 GAUSSIAN_MIN_SLOTS = 32
-"""``method="auto"`` uses the Gaussian approximation from this many (padded) slots on."""
+"""``method="auto"`` uses the Gaussian approximation from bags of this many members on."""
 _ELEMENT_BUDGET = 2**25
 """Automatic chunking: bags per ``lax.map`` step keep the largest working array below this
 many elements (128 MiB in float32, 256 MiB in float64)."""
@@ -173,7 +177,8 @@ def count_messages(
       lam_b: scalar ``λ_b >= 0`` or ``inf`` (hard constraint ``Σ y = c_B``); may be traced.
         ``λ_b = 0`` gives all-zero messages.
       method: ``"exact"`` (tree DP), ``"prefix"`` (chain DP reference), ``"gaussian"``
-        (CLT approximation) or ``"auto"`` (exact for K < 32 slots, else gaussian). Static.
+        (CLT approximation) or ``"auto"`` (exact for bags under 32 members or lam_b = inf,
+        else gaussian). Static.
       bound: clip messages to ``[−bound, bound]`` (default 1e4, so forbidden states give
         ``∓1e4`` instead of ``∓inf``); ``None`` keeps infinities. Static.
       chunk_size: bags per ``lax.map`` step for ``"exact"``/``"prefix"``; ``None`` picks the
@@ -198,7 +203,14 @@ def count_messages(
     lam = _check_lam(lam_b, dtype)
     _check_counts(counts, mask, lam)
     if method == "auto":
-        method = "exact" if num_slots < GAUSSIAN_MIN_SLOTS else "gaussian"
+        # Exact under a concrete hard constraint (the CLT cannot enforce Σ y = c_B) and for
+        # bags with fewer than GAUSSIAN_MIN_SLOTS real members (decided from the mask when it
+        # is concrete, else from the padded width).
+        largest = num_slots
+        if is_concrete(mask) and mask.size:
+            largest = int(np.max(np.sum(np.asarray(mask), axis=-1)))
+        hard = is_concrete(lam_b) and bool(np.isinf(np.asarray(lam_b)))
+        method = "exact" if hard or largest < GAUSSIAN_MIN_SLOTS else "gaussian"
     if chunk_size is None:
         chunk_size = _auto_chunk(num_bags, num_slots, method)
     return _count_messages(cavity, mask, counts.astype(dtype), lam, method, bound, chunk_size)
