@@ -36,6 +36,9 @@ from theorylab.adaptive import experiments as E
 from theorylab.adaptive import mechanisms as M
 from theorylab.adaptive.bounds import correlation_attack_accuracy
 
+# One xdist worker runs the whole module, so its module-scoped fixtures are built once.
+pytestmark = pytest.mark.xdist_group("adaptive_experiments")
+
 N = 2000  # CI scale for the Science experiment and the correlation attack (spec)
 SCALED_GRID = tuple(k * N // 10_000 for k in E.SCIENCE_K_GRID)  # paper k -> k d / 10^4
 T, SIGMA = 4 / math.sqrt(N), 1 / math.sqrt(N)

@@ -41,6 +41,9 @@ from theorylab.llp.models import (
     train_llp_model,
 )
 
+# One xdist worker runs the whole module, so its module-scoped fixtures are built once.
+pytestmark = pytest.mark.xdist_group("llp_models")
+
 D = 5
 K = 4
 CONFIG = {"widths": (32, 16), "epochs": 30, "bags_per_batch": 8}

@@ -163,6 +163,11 @@ def _check_graph(graph, n: int):
     weight = check_array(
         graph.weight, "graph.weight", shape=(num,), kind="real", finite=True, to_jax=False
     )
+    if num and is_concrete(weight) and np.any(np.asarray(weight) < 0):
+        raise ValueError(
+            "graph.weight must be non-negative similarities s_ij; got minimum "
+            f"{float(np.min(np.asarray(weight)))}"
+        )
     if num and all(is_concrete(a) for a in (src, dst, rev)):
         s, d, r = (np.asarray(a) for a in (src, dst, rev))
         for name, arr in (("graph.src", s), ("graph.dst", d)):

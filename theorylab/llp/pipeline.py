@@ -319,6 +319,8 @@ def llp_bp(
         result = loopy_bp(bp_layout, g, **bp_options)
         jax.block_until_ready(result.marginals)
         seconds_bp = time.perf_counter() - start
+        # Bring sharded BP output back to X's placement, so training compiles as unsharded.
+        result = result._replace(marginals=jax.device_put(result.marginals, X.sharding))
         labels = pseudo_labels(result.marginals, layout, threshold)
         infos.append(RoundInfo(result, int(g.src.shape[0]) // 2, seconds_graph, seconds_bp,
                                seconds_train, _auc_or_nan(y_true, result.marginals)))
