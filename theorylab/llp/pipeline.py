@@ -210,9 +210,10 @@ def llp_bp(
         paper's clique mode is ``mode="clique"``).
       rounds: ``T >= 1`` BP rounds. Default 1 (BP on ``X`` → final MLP), a theorylab choice:
         ``rounds=2`` is the released code's refinement, and on the spec's synthetic Gaussian
-        data (n = 4096) it did not help: final test AUC 0.883 → 0.876 at K = 32 and
-        0.894 → 0.60 at K = 512 (the embedding kNN graph had the same label homophily, 0.767,
-        but BP at 8 bags of 512 fell into a bag-flipping cycle). See papers/havaldar2024.
+        data (n = 4096) it did not help and can invert the labels: final test AUC
+        0.883 → 0.876 at K = 32 and 0.894 → 0.60 at K = 512 in one run, 0.29 at K = 128 in
+        the papers/havaldar2024 run (the embedding kNN graph keeps the label homophily, but BP
+        settles in its flipped mode while still matching the bag counts).
       threshold: pseudo-label rule (see :func:`pseudo_labels`).
       widths: hidden widths of the MLPs (``theorylab.llp.models.PAPER_WIDTHS`` for the
         paper's 5040-1280-320-128-64).
