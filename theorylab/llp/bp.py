@@ -90,7 +90,7 @@ __all__ = [
 ]
 
 MODES = ("count", "clique")
-COUNT_METHODS = ("auto", "exact", "prefix", "gaussian")
+COUNT_METHODS = ("auto", "exact", "prefix", "gaussian", "tilted")
 DEFAULT_DAMPING = {"count": 0.9, "clique": 0.5}
 
 
@@ -231,13 +231,13 @@ def _resolve_count_method(count_method: str, lam_b: float, layout: BagLayout) ->
     ``"auto"``: the exact DP under the hard constraint (``lam_b = inf``: the Gaussian
     approximation cannot enforce ``Σ y = c_B``) or when the largest bag has fewer than
     ``GAUSSIAN_MIN_SLOTS`` members (the CLT is poor for small bags; decided from the real bag
-    sizes, not the padded width), else the Gaussian approximation. An explicit ``"gaussian"``
-    with ``lam_b = inf`` is refused.
+    sizes, not the padded width), else the tilted Gaussian approximation. An explicit
+    ``"gaussian"``/``"tilted"`` with ``lam_b = inf`` is refused.
     """
     if math.isinf(lam_b):
-        if count_method == "gaussian":
+        if count_method in ("gaussian", "tilted"):
             raise ValueError(
-                "count_method='gaussian' cannot enforce the hard constraint lam_b=inf; use "
+                f"count_method={count_method!r} cannot enforce the hard constraint lam_b=inf; use "
                 "count_method='exact' (or 'auto')"
             )
         return "exact" if count_method == "auto" else count_method
@@ -247,7 +247,7 @@ def _resolve_count_method(count_method: str, lam_b: float, layout: BagLayout) ->
     largest = int(np.max(np.asarray(sizes))) if is_concrete(sizes) and sizes.size else None
     if largest is None:
         largest = int(layout.index.shape[1])
-    return "exact" if largest < GAUSSIAN_MIN_SLOTS else "gaussian"
+    return "exact" if largest < GAUSSIAN_MIN_SLOTS else "tilted"
 
 
 def _max_change(old, new):
@@ -495,7 +495,8 @@ def loopy_bp(
         expansion, O(nK) memory).
       count_method: count-factor messages, passed to
         :func:`~theorylab.llp.messages.count_messages`: ``"exact"`` (DP), ``"prefix"``,
-        ``"gaussian"`` (CLT, O(K)) or ``"auto"`` (exact for K < 32, else Gaussian).
+        ``"gaussian"`` (CLT, O(K)), ``"tilted"`` (CLT after exponential tilting, O(K)) or
+        ``"auto"`` (exact for bags under 32 members or lam_b = inf, else tilted).
       damping: ``d ∈ [0, 1)``, ``new = d·old + (1−d)·candidate``; default 0.9 (count; 0.5
         diverges for K ≥ 32, spec §1.4) or 0.5 (clique, the paper's setting).
       max_iters: at most this many flooding iterations (``≥ 1``).

@@ -40,9 +40,15 @@ receive message 0):
   ≤ 0.018 / 2.1e-3 for central counts ``c_B = round(Σ q)`` but up to 0.10 / 0.024 for counts
   in the tails (spec §1.4 quotes 8e-4 / 1e-3, which matches the mean, not the max);
   0.1-0.4 at K = 8, so never use it for small bags.
+- ``"tilted"``: the Gaussian approximation applied after exponential tilting (θ per bag from
+  Newton steps on Σ σ(u_j + θ) = c_B), a saddlepoint-style O(K) message; 5-50x more accurate
+  than ``"gaussian"`` when counts lie in the tails, and it keeps BP stable where the plain CLT
+  message made large problems oscillate (n = 65536, K = 1024: pseudo-label AUC 0.860 vs 0.514,
+  the exact DP's 0.860 at 1/18 of its cost).
 - ``"auto"``: ``"exact"`` when the largest bag has fewer than 32 real members (from the mask
   when concrete, else the padded width) or under a concrete hard constraint ``lam_b = inf``,
-  else ``"gaussian"``. (Measured Gaussian marginal error vs exact, cavity N(−1, 1.5²),
+  else ``"tilted"``. The plain ``"gaussian"`` (the spec's formula) is kept for comparison.
+  (Measured plain-Gaussian marginal error vs exact, cavity N(−1, 1.5²),
   λ_b = 10: mean 4.7e-3 / max 0.018 at K = 32, mean 1.5e-3 / max 2.1e-3 at K = 128 for counts
   near the expected count; up to 0.10 / 0.024 for counts in the tails.)
 
@@ -97,7 +103,7 @@ __all__ = [
     "poisson_binomial_log_pmf",
 ]
 
-METHODS = ("exact", "prefix", "gaussian", "auto")
+METHODS = ("exact", "prefix", "gaussian", "tilted", "auto")
 MESSAGE_BOUND = 1e4
 """Default clip for messages; ``±MESSAGE_BOUND`` stands for ``±inf`` (a forbidden state)."""
 GAUSSIAN_MIN_SLOTS = 32
@@ -177,8 +183,8 @@ def count_messages(
       lam_b: scalar ``λ_b >= 0`` or ``inf`` (hard constraint ``Σ y = c_B``); may be traced.
         ``λ_b = 0`` gives all-zero messages.
       method: ``"exact"`` (tree DP), ``"prefix"`` (chain DP reference), ``"gaussian"``
-        (CLT approximation) or ``"auto"`` (exact for bags under 32 members or lam_b = inf,
-        else gaussian). Static.
+        (CLT approximation), ``"tilted"`` (CLT after exponential tilting) or ``"auto"`` (exact for
+        bags under 32 members or lam_b = inf, else tilted). Static.
       bound: clip messages to ``[−bound, bound]`` (default 1e4, so forbidden states give
         ``∓1e4`` instead of ``∓inf``); ``None`` keeps infinities. Static.
       chunk_size: bags per ``lax.map`` step for ``"exact"``/``"prefix"``; ``None`` picks the
@@ -210,7 +216,7 @@ def count_messages(
         if is_concrete(mask) and mask.size:
             largest = int(np.max(np.sum(np.asarray(mask), axis=-1)))
         hard = is_concrete(lam_b) and bool(np.isinf(np.asarray(lam_b)))
-        method = "exact" if hard or largest < GAUSSIAN_MIN_SLOTS else "gaussian"
+        method = "exact" if hard or largest < GAUSSIAN_MIN_SLOTS else "tilted"
     if chunk_size is None:
         chunk_size = _auto_chunk(num_bags, num_slots, method)
     return _count_messages(cavity, mask, counts.astype(dtype), lam, method, bound, chunk_size)
@@ -273,7 +279,7 @@ def _check_counts(counts, mask, lam) -> None:
 
 
 def _auto_chunk(num_bags: int, num_slots: int, method: str) -> int:
-    if method == "gaussian":
+    if method in ("gaussian", "tilted"):
         return num_bags
     kp = _next_pow2(num_slots)
     per_bag = (kp // 2 + 1) * (kp + 1) if method == "exact" else 2 * num_slots * (num_slots + 1)
@@ -444,12 +450,55 @@ def _gaussian_messages(u, mask, counts, lam):
     return num / jnp.maximum(den, tiny)
 
 
+def _tilted_messages(u, mask, counts, lam, newton_steps: int = 12):
+    """Gaussian approximation after exponential tilting (a saddlepoint-style message), O(K).
+
+    For any θ, the Poisson-binomial count law satisfies P(c) ∝ e^{−θc} P_θ(c), where P_θ is the
+    law with probabilities σ(u_j + θ) (spec §1.4, "exponential tilting"). θ is solved per bag
+    by safeguarded Newton steps on Σ_j σ(u_j + θ) = c_B (c_B clipped into [½, K − ½]), so P_θ is
+    centred on the target count, and only P_θ is replaced by a Gaussian N(μ_θ, s_θ²) (the
+    member's own term removed). The two sums Σ_c ψ(c + y) e^{−θc} N(c) are Gaussian integrals
+    in closed form; with a = λ_b:
+
+        m_i = θ · 2a s² / (2a s² + 1) − (2(μ_θ,−i − c_B) + 1) / (2(s²_θ,−i + 1/(2a)))
+
+    (θ = 0 gives the plain CLT message of :func:`_gaussian_messages`). The plain CLT message
+    grows linearly with the count deviation in units of σ², far beyond the true log-odds
+    of a Poisson-binomial tail; when whole bags saturate this made BP oscillate (see the
+    README's known limitation). Tilting puts the tail behaviour into θ.
+    """
+    u = jnp.where(mask, u, 0.0)
+    size = jnp.sum(mask, axis=-1).astype(u.dtype)
+    target = jnp.clip(counts, 0.5, jnp.maximum(size - 0.5, 0.5))
+
+    def newton(theta, _):
+        q = jnp.where(mask, jax.nn.sigmoid(u + theta[:, None]), 0.0)
+        f = jnp.sum(q, axis=-1) - target
+        df = jnp.maximum(jnp.sum(q * (1.0 - q), axis=-1), 1e-6)
+        return theta - jnp.clip(f / df, -4.0, 4.0), None
+
+    theta0 = jnp.zeros_like(u[..., 0])  # derived from u: same varying axes under shard_map
+    theta, _ = jax.lax.scan(newton, theta0, None, length=newton_steps)
+    v = u + theta[:, None]
+    q = jnp.where(mask, jax.nn.sigmoid(v), 0.0)
+    var = jnp.where(mask, jnp.exp(jax.nn.log_sigmoid(v) + jax.nn.log_sigmoid(-v)), 0.0)
+    mu = jnp.sum(q, axis=-1, keepdims=True) - q
+    sigma2 = jnp.maximum(jnp.sum(var, axis=-1, keepdims=True) - var, 0.0)
+    lam_safe = jnp.where(lam > 0, lam, 1.0)
+    extra = jnp.where(lam > 0, 1.0 / (2.0 * lam_safe), jnp.inf)
+    tiny = jnp.asarray(1e-30, u.dtype)
+    linear = -(2.0 * (mu - counts[..., None]) + 1.0) / jnp.maximum(2.0 * (sigma2 + extra), tiny)
+    share = jnp.where(lam > 0, 2.0 * lam_safe * sigma2 / (2.0 * lam_safe * sigma2 + 1.0), 0.0)
+    return theta[:, None] * share + linear
+
+
 @partial(jax.jit, static_argnames=("method", "bound", "chunk_size"))
 def _count_messages(cavity, mask, counts, lam, method, bound, chunk_size):
     kernel = {
         "exact": _exact_messages,
         "prefix": _prefix_messages,
         "gaussian": _gaussian_messages,
+        "tilted": _tilted_messages,
     }[method]
     num_bags = cavity.shape[0]
     if chunk_size >= num_bags:
