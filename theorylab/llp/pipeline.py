@@ -123,6 +123,13 @@ def pseudo_labels(marginals, layout: BagLayout, threshold: float | str = 0.5) ->
       ``(n,)`` float32 array of 0/1 labels.
     """
     marginals = check_array(marginals, "marginals", ndim=1, kind="float")
+    if not isinstance(layout, BagLayout):
+        raise TypeError(f"layout must be a BagLayout (see make_layout); got {describe(layout)}")
+    if marginals.shape[0] != layout.bag_of.shape[0]:
+        raise ValueError(
+            f"marginals must have one entry per instance ({layout.bag_of.shape[0]}); got "
+            f"shape {marginals.shape}"
+        )
     if isinstance(threshold, str):
         check_choice(threshold, "threshold", ("top_count",))
         return _top_count_labels(marginals, layout)
